@@ -251,3 +251,26 @@ export const validateArtifactPath = (path: string): Either.Either<string, Invali
   }
   return Either.right(path)
 }
+
+/** MLflow's limit on a tag key (`MAX_ENTITY_KEY_LENGTH`). */
+export const MAX_TAG_KEY_LENGTH = 250
+
+/**
+ * Checks a run or experiment tag key as MLflow's server does: letters, digits, `_`, `-`, `.`, space, `:` and `/`;
+ * a name that a path normalisation would change (`..`, `./`, `//`, a leading or trailing `/`) is rejected, as is an
+ * empty key or one over 250 characters. Layers call it before writing, so every layer rejects the same keys.
+ */
+export const validateTagKey = (key: string): Either.Either<string, InvalidInput> => {
+  const bad = (reason: string) => Either.left(new InvalidInput({ kind: "TagKey", input: key, reason }))
+  if (key === "") return bad("empty")
+  if (key.length > MAX_TAG_KEY_LENGTH) return bad(`longer than ${MAX_TAG_KEY_LENGTH} characters`)
+  if (!/^[\p{L}\p{N}_\-. :/]+$/u.test(key)) {
+    return bad("names may only contain alphanumerics, underscores, dashes, periods, spaces, colons and slashes")
+  }
+  for (const segment of key.split("/")) {
+    if (segment === "" || segment === "." || segment === "..") {
+      return bad("names must not resolve to other names when treated as paths")
+    }
+  }
+  return Either.right(key)
+}
