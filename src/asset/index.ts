@@ -1,0 +1,5 @@
+/**
+ * The pure domain layer: keys, the generation tag and its TOML codec, manifests and packages.
+ */
+export * from "./ProjectKey.js"
+export * from "./ReleaseKey.js"
