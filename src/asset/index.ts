@@ -3,3 +3,5 @@
  */
 export * from "./ProjectKey.js"
 export * from "./ReleaseKey.js"
+export * from "./GenerationKey.js"
+export * from "./StateId.js"

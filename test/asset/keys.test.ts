@@ -1,7 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Array as Arr, Either, Equal, Hash, HashSet, Option, Schema } from "effect"
+import { GenerationKey } from "../../src/asset/GenerationKey.js"
 import { ProjectKey } from "../../src/asset/ProjectKey.js"
 import { ReleaseKey } from "../../src/asset/ReleaseKey.js"
+import { StateId } from "../../src/asset/StateId.js"
 import { readJson } from "../support/shared.js"
 
 type Encoded = string | number | boolean | null | { readonly $float: string } | { readonly $int: string }
@@ -156,5 +158,142 @@ describe("ReleaseKey (releases.json)", () => {
     expect(release("1.0+0x10").toString()).toBe("1.0+0x10")
     // alphanumeric local parts sort before numeric ones
     expect(ReleaseKey.Order(release("1.0+1e3"), release("1.0+5"))).toBe(-1)
+  })
+})
+
+interface GenerationCase {
+  readonly input: Encoded
+  readonly result: number | { readonly $int: string } | "invalid"
+  readonly str?: string
+  readonly next?: number | { readonly $int: string }
+  readonly error?: { readonly message: string }
+}
+
+interface Generations {
+  readonly default: number
+  readonly cases: ReadonlyArray<GenerationCase>
+  readonly listingExample: {
+    readonly input: ReadonlyArray<string | number>
+    readonly listing: ReadonlyArray<number>
+    readonly last: number
+    readonly nextOfLast: number
+  }
+}
+
+describe("GenerationKey (generations.json)", () => {
+  const vectors = readJson<Generations>("forml-vectors", "generations.json")
+  // Two rows a JS number cannot express as ForML sees them; both are tested on their own below.
+  const isFloatOne = (c: GenerationCase) => typeof c.input === "object" && c.input !== null && "$float" in c.input &&
+    c.input.$float === "1.0"
+  const isHuge = (c: GenerationCase) => typeof c.result === "object"
+  const plain = vectors.cases.filter((c) => !isFloatOne(c) && !isHuge(c))
+
+  it.each(plain.filter((c) => c.result !== "invalid").map((c) => [name(c.input), c] as const))("key %s", (_, c) => {
+    const key = Either.getOrThrow(GenerationKey.parse(toJs(c.input)))
+    expect(key).toBe(c.result)
+    expect(String(key)).toBe(c.str)
+    expect(GenerationKey.next(key)).toBe(c.next)
+    expect(Schema.decodeSync(GenerationKey.schema)(String(key))).toBe(key)
+    expect(Schema.encodeSync(GenerationKey.schema)(key)).toBe(c.str)
+  })
+
+  it.each(plain.filter((c) => c.result === "invalid").map((c) => [name(c.input), c] as const))(
+    "invalid %s",
+    (_, c) => {
+      const error = Either.getLeft(GenerationKey.parse(toJs(c.input))).pipe(Option.getOrThrow)
+      expect(error._tag).toBe("InvalidInput")
+      expect(error.kind).toBe("GenerationKey")
+      // ForML: "Invalid key <str(value)> (<reason>)"
+      expect(c.error?.message).toBe(`Invalid key ${error.input} (${error.reason})`)
+    }
+  )
+
+  it("takes an integral JS number as an int: ForML rejects the float 1.0, which a JS number cannot be", () => {
+    const floatOne = vectors.cases.find(isFloatOne)
+    expect(floatOne?.error?.message).toBe("Invalid key 1.0 (not an integer)")
+    expect(Either.getOrThrow(GenerationKey.parse(1.0))).toBe(1)
+    // the text "1.0" is not an integer, as in ForML
+    const error = Either.getLeft(GenerationKey.parse("1.0")).pipe(Option.getOrThrow)
+    expect(error.reason).toBe("not an integer")
+  })
+
+  it("rejects keys past 2^53 - 1, which ForML (Python int) still takes", () => {
+    const huge = vectors.cases.find(isHuge)
+    expect(huge?.str).toBe("100000000000000000000")
+    const error = Either.getLeft(GenerationKey.parse(huge?.str ?? "")).pipe(Option.getOrThrow)
+    expect(error.reason).toBe("too large")
+    expect(Either.getOrThrow(GenerationKey.parse(String(Number.MAX_SAFE_INTEGER)))).toBe(Number.MAX_SAFE_INTEGER)
+  })
+
+  it("starts at ForML's default key", () => {
+    expect(GenerationKey.first).toBe(vectors.default)
+  })
+
+  it("lists keys numerically without duplicates", () => {
+    const ex = vectors.listingExample
+    const keys = Arr.sort(
+      Arr.dedupe(ex.input.map((v) => Either.getOrThrow(GenerationKey.parse(v)))),
+      GenerationKey.Order
+    )
+    expect(keys).toEqual(ex.listing)
+    expect(keys[keys.length - 1]).toBe(ex.last)
+    expect(GenerationKey.next(keys[keys.length - 1] as GenerationKey)).toBe(ex.nextOfLast)
+  })
+
+  it.each([
+    ["\u0669\u0660", 90], // Arabic-Indic 9, 0
+    ["\uff11\uff12", 12], // full-width digits are Unicode decimals to Python's int()
+    ["\u{1d7d9}", 1], // mathematical double-struck 1 (in a run of five digit sets)
+    ["\u00a0 5\u3000", 5],
+    ["1_000_000", 1000000]
+  ])("reads %j like Python's int()", (s, n) => {
+    expect(Either.getOrThrow(GenerationKey.parse(s))).toBe(n)
+  })
+
+  it.each(["_1", "1_", "+_1", "--1", "+", "1 2", "\ufeff1", "\u00bd", "NaN", "Infinity"])("rejects %j", (s) => {
+    expect(Either.isLeft(GenerationKey.parse(s))).toBe(true)
+  })
+
+  it.each([Number.NaN, Infinity, -Infinity, 0.5, -0])("rejects the number %d", (n) => {
+    expect(Either.isLeft(GenerationKey.parse(n))).toBe(true)
+  })
+})
+
+describe("StateId", () => {
+  const canonical = "cbc9b2ae-152f-42a0-8055-b8271fcf6008"
+
+  it.each([
+    canonical,
+    "CBC9B2AE-152F-42A0-8055-B8271FCF6008",
+    "cbc9b2ae152f42a08055b8271fcf6008",
+    "{cbc9b2ae-152f-42a0-8055-b8271fcf6008}",
+    "urn:uuid:cbc9b2ae-152f-42a0-8055-b8271fcf6008",
+    "URN:UUID:CBC9B2AE-152F-42A0-8055-B8271FCF6008".replace("URN:UUID:", "urn:uuid:"),
+    "cbc9-b2ae-152f-42a0-8055-b827-1fcf-6008"
+  ])("normalises %j", (s) => {
+    expect(Either.getOrThrow(StateId.parse(s))).toBe(canonical)
+    expect(Schema.decodeSync(StateId.schema)(s)).toBe(canonical)
+  })
+
+  it.each([
+    "not-a-uuid",
+    "",
+    "cbc9b2ae-152f-42a0-8055-b8271fcf600",
+    "cbc9b2ae-152f-42a0-8055-b8271fcf60088",
+    "gbc9b2ae-152f-42a0-8055-b8271fcf6008",
+    " cbc9b2ae-152f-42a0-8055-b8271fcf6008",
+    "URN:UUID:cbc9b2ae-152f-42a0-8055-b8271fcf6008"
+  ])("rejects %j", (s) => {
+    const error = Either.getLeft(StateId.parse(s)).pipe(Option.getOrThrow)
+    expect(error.kind).toBe("StateId")
+    expect(error.reason).toBe("badly formed hexadecimal UUID string")
+  })
+
+  it("makes fresh version 4 ids in canonical form", () => {
+    const a = StateId.random()
+    const b = StateId.random()
+    expect(a).not.toBe(b)
+    expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+    expect(Either.getOrThrow(StateId.parse(a))).toBe(a)
   })
 })
