@@ -1,0 +1,1120 @@
+/**
+ * MlflowMemory: an in-process Mlflow layer with the semantics of an MLflow 2.17 tracking server (sqlite flavour),
+ * plus a handle (MlflowMemoryHandle) to inspect and seed its state, count calls, inject faults and page searches.
+ */
+import { Chunk, Clock, Context, Duration, Effect, Either, Layer, Option, Random, Stream } from "effect"
+import { randomUUID } from "node:crypto"
+import { readFile } from "node:fs/promises"
+import { AlreadyExists, InvalidInput, MlflowApiError, NotFound, StorageError } from "../errors.js"
+import type { MlflowFailure } from "../errors.js"
+import * as Filter from "./Filter.js"
+import {
+  EntityTag,
+  Experiment,
+  FileInfo,
+  Mlflow,
+  Run,
+  RunInfo,
+  validateArtifactPath,
+  validateTagKey
+} from "./Mlflow.js"
+import type {
+  ArtifactRoot,
+  ArtifactSource,
+  CreateRunOptions,
+  LifecycleStage,
+  RunStatus,
+  SearchExperimentsOptions,
+  SearchRunsOptions,
+  UpdateRunOptions,
+  ViewType
+} from "./Mlflow.js"
+
+// ---------------------------------------------------------------------------------------------------------------
+// Public types
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Names the handle counts calls and injects faults by: the service methods plus the page-level searches. */
+export type MethodName = keyof Mlflow.Service | "searchRunsPage" | "searchExperimentsPage"
+
+export interface MlflowMemoryOptions {
+  /**
+   * MLflow 2.17 with sqlite returns a `next_page_token` when a runs/search page is exactly full, and following it
+   * gives an empty page. The file store and 3.x do not. Default false; `searchRunsPage` can override per call.
+   */
+  readonly trailingEmptyPage?: boolean | undefined
+}
+
+export type TagsInput =
+  | ReadonlyArray<{ readonly key: string; readonly value: string }>
+  | Readonly<Record<string, string>>
+
+export type ArtifactsInput =
+  | ReadonlyArray<{ readonly path: string; readonly bytes: Uint8Array }>
+  | Readonly<Record<string, Uint8Array>>
+
+/** State to seed a store with (for example ForML's `mlflow-layout.json`). Missing fields get server defaults. */
+export interface Seed {
+  readonly experiments?: ReadonlyArray<{
+    readonly experimentId: string
+    readonly name: string
+    readonly artifactLocation?: string | undefined
+    readonly lifecycleStage?: LifecycleStage | undefined
+    readonly creationTime?: number | undefined
+    readonly lastUpdateTime?: number | undefined
+    readonly tags?: TagsInput | undefined
+  }> | undefined
+  readonly runs?: ReadonlyArray<{
+    readonly runId: string
+    readonly experimentId: string
+    /** Defaults to the `mlflow.runName` tag, else a random name. */
+    readonly runName?: string | undefined
+    readonly userId?: string | undefined
+    readonly status?: RunStatus | undefined
+    readonly startTime?: number | undefined
+    readonly endTime?: number | undefined
+    readonly lifecycleStage?: LifecycleStage | undefined
+    /** Defaults to `<experiment artifact location>/<run id>/artifacts`. */
+    readonly artifactUri?: string | undefined
+    /** Stored as given: no `mlflow.runName` tag is added. */
+    readonly tags?: TagsInput | undefined
+    readonly artifacts?: ArtifactsInput | undefined
+  }> | undefined
+}
+
+export interface Snapshot {
+  /** In creation (or load) order. */
+  readonly experiments: ReadonlyArray<Experiment>
+  /** In creation (or load) order. */
+  readonly runs: ReadonlyArray<Run>
+  /** Run id → artifact path (relative to the run root) → bytes, for every run with at least one artifact. */
+  readonly artifacts: ReadonlyMap<string, ReadonlyMap<string, Uint8Array>>
+}
+
+export interface SearchRunsPageOptions extends Omit<SearchRunsOptions, "pageSize"> {
+  readonly pageToken?: string | undefined
+  readonly maxResults: number
+  readonly trailingEmptyPage?: boolean | undefined
+}
+
+export interface SearchExperimentsPageOptions extends Omit<SearchExperimentsOptions, "pageSize"> {
+  readonly pageToken?: string | undefined
+  readonly maxResults: number
+}
+
+export interface RunsPage {
+  readonly runs: ReadonlyArray<Run>
+  readonly nextPageToken?: string | undefined
+}
+
+export interface ExperimentsPage {
+  readonly experiments: ReadonlyArray<Experiment>
+  readonly nextPageToken?: string | undefined
+}
+
+export declare namespace MlflowMemoryHandle {
+  export interface Service {
+    /** The Mlflow service over this same store. */
+    readonly mlflow: Mlflow.Service
+    readonly snapshot: Effect.Effect<Snapshot>
+    /** Adds (or replaces, by id) experiments, runs and their artifacts. */
+    readonly load: (seed: Seed) => Effect.Effect<void, InvalidInput>
+    /** Back to a fresh server: only the Default experiment; call counts and faults are kept. */
+    readonly reset: Effect.Effect<void>
+
+    /** Calls per method name since the start or the last `resetCalls`. */
+    readonly calls: Effect.Effect<Readonly<Partial<Record<MethodName, number>>>>
+    readonly resetCalls: Effect.Effect<void>
+    /** The n-th call (1 = the next) to `method` (or to any method, "*") from now fails with `error`. */
+    readonly failNth: (method: MethodName | "*", n: number, error: MlflowFailure) => Effect.Effect<void>
+    /** The next `times` (default 1) calls to `method` fail with `error`. */
+    readonly failNext: (method: MethodName | "*", error: MlflowFailure, times?: number) => Effect.Effect<void>
+    /** Every call to `method` sleeps `duration` first (on the caller's Clock) until cleared. */
+    readonly delay: (method: MethodName | "*", duration: Duration.DurationInput) => Effect.Effect<void>
+    readonly clearFaults: Effect.Effect<void>
+
+    /** One runs/search page, as the REST endpoint answers it. */
+    readonly searchRunsPage: (options: SearchRunsPageOptions) => Effect.Effect<RunsPage, InvalidInput | MlflowFailure>
+    /** One experiments/search page, as the REST endpoint answers it. */
+    readonly searchExperimentsPage: (
+      options: SearchExperimentsPageOptions
+    ) => Effect.Effect<ExperimentsPage, InvalidInput | MlflowFailure>
+
+    // server operations outside the Mlflow service, for an emulator
+    readonly setExperimentTag: (
+      experimentId: string,
+      key: string,
+      value: string
+    ) => Effect.Effect<void, NotFound | InvalidInput | MlflowFailure>
+    readonly renameExperiment: (
+      experimentId: string,
+      name: string
+    ) => Effect.Effect<void, NotFound | AlreadyExists | InvalidInput | MlflowFailure>
+    readonly deleteTag: (runId: string, key: string) => Effect.Effect<void, NotFound | MlflowFailure>
+
+    // the artifact proxy's view: locations relative to the `mlflow-artifacts:/` root (`<exp>/<run>/artifacts/...`)
+    readonly putArtifactAt: (location: string, bytes: Uint8Array) => Effect.Effect<void, InvalidInput | MlflowFailure>
+    readonly getArtifactAt: (location: string) => Effect.Effect<Uint8Array, NotFound | InvalidInput>
+    /** One level under `location`; `path` is the name relative to it; a file or a missing directory lists empty. */
+    readonly listArtifactsAt: (location: string) => Effect.Effect<ReadonlyArray<FileInfo>, InvalidInput>
+    /** Deletes one file; a missing one is fine, as on the server. */
+    readonly deleteArtifactAt: (location: string) => Effect.Effect<void, InvalidInput>
+  }
+}
+
+export class MlflowMemoryHandle extends Context.Tag("forml-mlflow/MlflowMemoryHandle")<
+  MlflowMemoryHandle,
+  MlflowMemoryHandle.Service
+>() {}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Constants and small helpers
+// ---------------------------------------------------------------------------------------------------------------
+
+export const DEFAULT_PAGE_SIZE = 1000
+export const MAX_RUNS_PAGE_SIZE = 50000
+export const MAX_EXPERIMENTS_PAGE_SIZE = 50000
+const ARTIFACTS_SCHEME = "mlflow-artifacts:"
+const DOWNLOAD_CHUNK = 64 * 1024
+
+const ADJECTIVES = [
+  "able", "bold", "brave", "bright", "calm", "clever", "crisp", "dapper", "eager", "fancy", "gentle", "glamorous",
+  "honest", "useful", "stately", "thundering", "nimble", "polite", "rare", "serene", "sincere", "tasteful", "wise"
+]
+const ANIMALS = [
+  "ant", "bass", "bat", "bee", "cat", "crab", "deer", "doe", "elk", "fly", "fox", "goat", "hare", "lamb", "lark",
+  "mole", "moth", "owl", "ram", "shrike", "slug", "snail", "toad", "wolf", "yak"
+]
+
+const tagsOf = (tags: TagsInput | undefined): ReadonlyArray<{ readonly key: string; readonly value: string }> => {
+  if (tags === undefined) return []
+  if (Array.isArray(tags)) return tags as ReadonlyArray<{ readonly key: string; readonly value: string }>
+  return Object.entries(tags as Readonly<Record<string, string>>).map(([key, value]) => ({ key, value }))
+}
+
+const artifactsOf = (
+  artifacts: ArtifactsInput | undefined
+): ReadonlyArray<{ readonly path: string; readonly bytes: Uint8Array }> => {
+  if (artifacts === undefined) return []
+  if (Array.isArray(artifacts)) return artifacts as ReadonlyArray<{ readonly path: string; readonly bytes: Uint8Array }>
+  return Object.entries(artifacts as Readonly<Record<string, Uint8Array>>).map(([path, bytes]) => ({ path, bytes }))
+}
+
+const copyConcat = (chunks: ReadonlyArray<Uint8Array>): Uint8Array => {
+  let size = 0
+  for (const c of chunks) size += c.length
+  const out = new Uint8Array(size)
+  let offset = 0
+  for (const c of chunks) {
+    out.set(c, offset)
+    offset += c.length
+  }
+  return out
+}
+
+/** The artifact store key of a run root: the path under `mlflow-artifacts:/`, or the whole URI for other schemes. */
+const rootKey = (artifactUri: string): string => {
+  const trimmed = artifactUri.replace(/\/+$/, "")
+  return trimmed.startsWith(ARTIFACTS_SCHEME) ? trimmed.slice(ARTIFACTS_SCHEME.length).replace(/^\/+/, "") : trimmed
+}
+
+const joinKey = (root: string, path: string): string => (root === "" ? path : `${root}/${path}`)
+
+const notActiveRun = (runId: string) =>
+  new MlflowApiError({
+    status: 400,
+    errorCode: "INVALID_PARAMETER_VALUE",
+    detail: `The run ${runId} must be in the 'active' state. Current state is deleted.`
+  })
+
+const notActiveExperiment = (experimentId: string) =>
+  new MlflowApiError({
+    status: 400,
+    errorCode: "INVALID_PARAMETER_VALUE",
+    detail: `The experiment ${experimentId} must be in the 'active' state. Current state is deleted.`
+  })
+
+const viewAdmits = (viewType: ViewType | undefined, stage: LifecycleStage): boolean => {
+  switch (viewType ?? "ACTIVE_ONLY") {
+    case "ACTIVE_ONLY":
+      return stage === "active"
+    case "DELETED_ONLY":
+      return stage === "deleted"
+    case "ALL":
+      return true
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Paging tokens: base64 of Python-layout JSON `{"offset": N}`, as MLflow's SearchUtils makes them
+// ---------------------------------------------------------------------------------------------------------------
+
+export const encodePageToken = (offset: number): string =>
+  Buffer.from(`{"offset": ${offset}}`, "utf8").toString("base64")
+
+export const decodePageToken = (token: string | undefined): Either.Either<number, InvalidInput> => {
+  if (token === undefined || token === "") return Either.right(0)
+  const bad = (reason: string) => Either.left(new InvalidInput({ kind: "PageToken", input: token, reason }))
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(token) || token.length % 4 !== 0) {
+    return bad("Invalid page token, could not base64-decode")
+  }
+  const text = Buffer.from(token, "base64").toString("utf8")
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    return bad(`Invalid page token, decoded value=${text}`)
+  }
+  if (typeof parsed !== "object" || parsed === null || !("offset" in parsed)) {
+    return bad("Invalid page token, it has no offset")
+  }
+  const offset = (parsed as { readonly offset: unknown }).offset
+  if (typeof offset !== "number" || !Number.isInteger(offset)) {
+    return bad("Invalid page token, the offset is not an integer")
+  }
+  return Either.right(offset)
+}
+
+const checkPageSize = (maxResults: number, max: number): Either.Either<number, InvalidInput> => {
+  if (!Number.isInteger(maxResults) || maxResults <= 0) {
+    return Either.left(
+      new InvalidInput({ kind: "PageSize", input: String(maxResults), reason: "it must be a positive integer" })
+    )
+  }
+  if (maxResults > max) {
+    return Either.left(new InvalidInput({ kind: "PageSize", input: String(maxResults), reason: `it must be at most ${max}` }))
+  }
+  return Either.right(maxResults)
+}
+
+/** A window of `items` as MLflow's sqlite store pages: a negative offset reads as 0, the next offset adds the size. */
+const window = <A>(
+  items: ReadonlyArray<A>,
+  offset: number,
+  maxResults: number,
+  trailingToken: boolean
+): { readonly items: ReadonlyArray<A>; readonly nextPageToken?: string } => {
+  const start = Math.max(0, offset)
+  const page = items.slice(start, start + maxResults)
+  const next = offset + maxResults
+  const more = trailingToken ? page.length === maxResults : next < items.length
+  return more ? { items: page, nextPageToken: encodePageToken(next) } : { items: page }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Filters and ordering
+// ---------------------------------------------------------------------------------------------------------------
+
+const RUN_STRING_ATTRIBUTES = new Set(["run_id", "run_name", "status", "user_id", "artifact_uri"])
+const RUN_NUMERIC_ATTRIBUTES = new Set(["start_time", "end_time", "created", "Created"])
+const EXPERIMENT_STRING_ATTRIBUTES = new Set(["name"])
+const EXPERIMENT_NUMERIC_ATTRIBUTES = new Set(["creation_time", "last_update_time"])
+
+/**
+ * Syntax via `Filter.validate`, then the server's attribute rules: a numeric attribute (`start_time`, ...) needs an
+ * unquoted number, which a rendered filter never has, so the server rejects it; an unknown attribute is rejected too.
+ */
+const checkFilter = (
+  filter: Filter.Filter | undefined,
+  strings: ReadonlySet<string>,
+  numerics: ReadonlySet<string>
+): Either.Either<Filter.Filter, InvalidInput> =>
+  Either.gen(function*() {
+    if (filter === undefined) return Filter.none
+    yield* Filter.validate(filter)
+    for (const clause of filter.clauses) {
+      if (clause.kind !== "attribute" || strings.has(clause.key)) continue
+      return yield* Either.left(
+        new InvalidInput({
+          kind: "Filter",
+          input: clause.key,
+          reason: numerics.has(clause.key)
+            ? "a numeric attribute needs an unquoted number, which filters built from clauses never hold"
+            : `not a searchable attribute (one of ${[...strings].join(", ")})`
+        })
+      )
+    }
+    return filter
+  })
+
+type OrderKey =
+  | { readonly kind: "attribute"; readonly key: string; readonly ascending: boolean }
+  | { readonly kind: "tag"; readonly key: string; readonly ascending: boolean }
+
+const ORDERABLE_ATTRIBUTES = new Set(["run_id", "run_name", "status", "user_id", "artifact_uri", "start_time", "end_time"])
+const ATTRIBUTE_PREFIXES = new Set(["attribute", "attributes", "attr", "run"])
+const TAG_PREFIXES = new Set(["tag", "tags"])
+
+const unquoteIdentifier = (s: string): string =>
+  s.length >= 2 && ((s.startsWith("`") && s.endsWith("`")) || (s.startsWith('"') && s.endsWith('"')))
+    ? s.slice(1, -1)
+    : s
+
+/** Parses MLflow `order_by` clauses (attributes and tags) into keys; the server's tie-breakers are added later. */
+export const parseOrderBy = (
+  orderBy: ReadonlyArray<string> | undefined
+): Either.Either<ReadonlyArray<OrderKey>, InvalidInput> =>
+  Either.gen(function*() {
+    const keys: Array<OrderKey> = []
+    const seen = new Set<string>()
+    for (const clause of orderBy ?? []) {
+      const bad = (reason: string) => Either.left(new InvalidInput({ kind: "OrderBy", input: clause, reason }))
+      const m = /^\s*(.+?)(?:\s+(ASC|DESC))?\s*$/i.exec(clause)
+      if (m === null) return yield* bad("empty")
+      const identifier = m[1]!
+      const ascending = (m[2] ?? "ASC").toUpperCase() === "ASC"
+      const dot = identifier.search(/[.`"]/)
+      let kind: "attribute" | "tag" = "attribute"
+      let key = identifier
+      if (dot >= 0 && identifier[dot] === ".") {
+        const prefix = identifier.slice(0, dot)
+        key = identifier.slice(dot + 1)
+        if (TAG_PREFIXES.has(prefix)) kind = "tag"
+        else if (!ATTRIBUTE_PREFIXES.has(prefix)) return yield* bad(`unsupported entity type '${prefix}'`)
+      }
+      key = unquoteIdentifier(key)
+      if (key === "") return yield* bad("empty key")
+      if (kind === "attribute") {
+        if (key === "created" || key === "Created") key = "start_time"
+        if (!ORDERABLE_ATTRIBUTES.has(key)) return yield* bad(`not an orderable attribute '${key}'`)
+      }
+      const id = `${kind}:${key}`
+      if (seen.has(id)) return yield* bad("order_by contains duplicate fields")
+      seen.add(id)
+      keys.push({ kind, key, ascending })
+    }
+    return keys
+  })
+
+// ---------------------------------------------------------------------------------------------------------------
+// The store
+// ---------------------------------------------------------------------------------------------------------------
+
+interface ExperimentRecord {
+  readonly experimentId: string
+  name: string
+  readonly artifactLocation: string
+  lifecycleStage: LifecycleStage
+  readonly creationTime: number
+  lastUpdateTime: number
+  readonly tags: Map<string, string>
+  readonly seq: number
+}
+
+interface RunRecord {
+  readonly runId: string
+  readonly experimentId: string
+  runName: string
+  readonly userId: string
+  status: RunStatus
+  readonly startTime: number
+  endTime: number | undefined
+  readonly artifactUri: string
+  lifecycleStage: LifecycleStage
+  readonly tags: Map<string, string>
+  readonly seq: number
+}
+
+type Fault =
+  | { readonly kind: "nth"; readonly method: MethodName | "*"; remaining: number; readonly error: MlflowFailure }
+  | { readonly kind: "next"; readonly method: MethodName | "*"; remaining: number; readonly error: MlflowFailure }
+
+const toExperiment = (e: ExperimentRecord): Experiment =>
+  new Experiment({
+    experimentId: e.experimentId,
+    name: e.name,
+    artifactLocation: e.artifactLocation,
+    lifecycleStage: e.lifecycleStage,
+    creationTime: e.creationTime,
+    lastUpdateTime: e.lastUpdateTime,
+    tags: [...e.tags].map(([key, value]) => new EntityTag({ key, value }))
+  })
+
+const toRunInfo = (r: RunRecord): RunInfo =>
+  new RunInfo({
+    runId: r.runId,
+    experimentId: r.experimentId,
+    runName: r.runName,
+    userId: r.userId,
+    status: r.status,
+    startTime: r.startTime,
+    ...(r.endTime === undefined ? {} : { endTime: r.endTime }),
+    artifactUri: r.artifactUri,
+    lifecycleStage: r.lifecycleStage
+  })
+
+const toRun = (r: RunRecord): Run =>
+  new Run({ info: toRunInfo(r), tags: [...r.tags].map(([key, value]) => new EntityTag({ key, value })) })
+
+const compareStrings = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
+
+const runValue = (run: RunRecord, key: OrderKey): string | number | undefined => {
+  if (key.kind === "tag") return run.tags.get(key.key)
+  switch (key.key) {
+    case "run_id":
+      return run.runId
+    case "run_name":
+      return run.runName
+    case "status":
+      return run.status
+    case "user_id":
+      return run.userId
+    case "artifact_uri":
+      return run.artifactUri
+    case "start_time":
+      return run.startTime
+    case "end_time":
+      return run.endTime
+    default:
+      return undefined
+  }
+}
+
+/** Explicit keys (missing values last, as the server's CASE clause does), then start_time DESC, then run_id ASC. */
+const runComparator = (keys: ReadonlyArray<OrderKey>) => {
+  const all: Array<OrderKey> = [...keys]
+  if (!keys.some((k) => k.kind === "attribute" && k.key === "start_time")) {
+    all.push({ kind: "attribute", key: "start_time", ascending: false })
+  }
+  all.push({ kind: "attribute", key: "run_id", ascending: true })
+  return (a: RunRecord, b: RunRecord): number => {
+    for (const key of all) {
+      const va = runValue(a, key)
+      const vb = runValue(b, key)
+      if (va === undefined || vb === undefined) {
+        if (va === vb) continue
+        return va === undefined ? 1 : -1
+      }
+      const c = typeof va === "number" && typeof vb === "number"
+        ? va - vb
+        : compareStrings(String(va), String(vb))
+      if (c !== 0) return key.ascending ? c : -c
+    }
+    return 0
+  }
+}
+
+const randomRunName = Effect.gen(function*() {
+  const adjective = ADJECTIVES[yield* Random.nextIntBetween(0, ADJECTIVES.length)]!
+  const animal = ANIMALS[yield* Random.nextIntBetween(0, ANIMALS.length)]!
+  const n = yield* Random.nextIntBetween(0, 1000)
+  return `${adjective}-${animal}-${n}`
+})
+
+const newRunId = (): string => randomUUID().replace(/-/g, "")
+
+/** Builds a store; `mlflow` and the handle share it. */
+export const make = (options: MlflowMemoryOptions = {}): Effect.Effect<MlflowMemoryHandle.Service> =>
+  Effect.sync(() => makeUnsafe(options))
+
+const makeUnsafe = (config: MlflowMemoryOptions): MlflowMemoryHandle.Service => {
+  const experiments = new Map<string, ExperimentRecord>()
+  const runs = new Map<string, RunRecord>()
+  /** Full location (`<root key>/<path>`) → bytes. */
+  const artifacts = new Map<string, Uint8Array>()
+  let nextExperimentId = 1n
+  let seq = 0
+  const counts: Partial<Record<MethodName, number>> = {}
+  let faults: Array<Fault> = []
+  const delays = new Map<MethodName | "*", Duration.Duration>()
+
+  const addDefault = (now: number) => {
+    experiments.set("0", {
+      experimentId: "0",
+      name: "Default",
+      artifactLocation: `${ARTIFACTS_SCHEME}/0`,
+      lifecycleStage: "active",
+      creationTime: now,
+      lastUpdateTime: now,
+      tags: new Map(),
+      seq: seq++
+    })
+  }
+  addDefault(Date.now())
+
+  // -- faults -------------------------------------------------------------------------------------------------------
+
+  const enter = (method: MethodName): Effect.Effect<void, MlflowFailure> =>
+    Effect.suspend(() => {
+      counts[method] = (counts[method] ?? 0) + 1
+      let failure: MlflowFailure | undefined
+      for (const fault of faults) {
+        if (fault.method !== method && fault.method !== "*") continue
+        if (fault.kind === "nth") {
+          fault.remaining -= 1
+          if (fault.remaining === 0 && failure === undefined) failure = fault.error
+        } else if (failure === undefined && fault.remaining > 0) {
+          fault.remaining -= 1
+          failure = fault.error
+        }
+      }
+      faults = faults.filter((f) => f.remaining > 0)
+      const delay = delays.get(method) ?? delays.get("*")
+      const sleep = delay === undefined ? Effect.void : Effect.sleep(delay)
+      return failure === undefined ? sleep : Effect.zipRight(sleep, Effect.fail(failure))
+    })
+
+  // -- lookups ------------------------------------------------------------------------------------------------------
+
+  const findExperiment = (experimentId: string): Either.Either<ExperimentRecord, NotFound> => {
+    const e = experiments.get(experimentId)
+    return e === undefined ? Either.left(new NotFound({ entity: "experiment", key: experimentId })) : Either.right(e)
+  }
+
+  const findExperimentByName = (name: string): ExperimentRecord | undefined => {
+    for (const e of experiments.values()) if (e.name === name) return e
+    return undefined
+  }
+
+  const findRun = (runId: string): Either.Either<RunRecord, NotFound> => {
+    const r = runs.get(runId)
+    return r === undefined ? Either.left(new NotFound({ entity: "run", key: runId })) : Either.right(r)
+  }
+
+  const activeRun = (runId: string): Either.Either<RunRecord, NotFound | MlflowApiError> =>
+    Either.flatMap(findRun(runId), (r) => (r.lifecycleStage === "active" ? Either.right(r) : Either.left(notActiveRun(runId))))
+
+  const checkTags = (
+    tags: ReadonlyArray<{ readonly key: string; readonly value: string }>
+  ): Either.Either<void, InvalidInput> => {
+    for (const tag of tags) {
+      const checked = validateTagKey(tag.key)
+      if (Either.isLeft(checked)) return Either.left(checked.left)
+    }
+    return Either.void
+  }
+
+  const setRunTag = (run: RunRecord, key: string, value: string) => {
+    run.tags.set(key, value)
+    // sqlite keeps the run name and the mlflow.runName tag in step
+    if (key === "mlflow.runName") run.runName = value
+  }
+
+  // -- searches -----------------------------------------------------------------------------------------------------
+
+  const runsPage = (options: SearchRunsPageOptions): Either.Either<RunsPage, InvalidInput> =>
+    Either.gen(function*() {
+      const maxResults = yield* checkPageSize(options.maxResults, MAX_RUNS_PAGE_SIZE)
+      const filter = yield* checkFilter(options.filter, RUN_STRING_ATTRIBUTES, RUN_NUMERIC_ATTRIBUTES)
+      const order = yield* parseOrderBy(options.orderBy)
+      const offset = yield* decodePageToken(options.pageToken)
+      const ids = new Set(options.experimentIds)
+      const selected = [...runs.values()].filter((run) =>
+        ids.has(run.experimentId) &&
+        viewAdmits(options.viewType, run.lifecycleStage) &&
+        Filter.matches(filter, {
+          tag: (key) => run.tags.get(key),
+          attribute: (key) => {
+            const v = runValue(run, { kind: "attribute", key, ascending: true })
+            return v === undefined ? undefined : String(v)
+          }
+        })
+      )
+      selected.sort(runComparator(order))
+      const trailing = options.trailingEmptyPage ?? config.trailingEmptyPage ?? false
+      const page = window(selected, offset, maxResults, trailing)
+      return page.nextPageToken === undefined
+        ? { runs: page.items.map(toRun) }
+        : { runs: page.items.map(toRun), nextPageToken: page.nextPageToken }
+    })
+
+  const experimentsPage = (options: SearchExperimentsPageOptions): Either.Either<ExperimentsPage, InvalidInput> =>
+    Either.gen(function*() {
+      const maxResults = yield* checkPageSize(options.maxResults, MAX_EXPERIMENTS_PAGE_SIZE)
+      const filter = yield* checkFilter(options.filter, EXPERIMENT_STRING_ATTRIBUTES, EXPERIMENT_NUMERIC_ATTRIBUTES)
+      const offset = yield* decodePageToken(options.pageToken)
+      const selected = [...experiments.values()].filter((e) =>
+        viewAdmits(options.viewType, e.lifecycleStage) &&
+        Filter.matches(filter, {
+          tag: (key) => e.tags.get(key),
+          attribute: (key) => (key === "name" ? e.name : undefined)
+        })
+      )
+      // newest first; equal creation times (a test clock) keep creation order, newest first too
+      selected.sort((a, b) => b.creationTime - a.creationTime || b.seq - a.seq)
+      const page = window(selected, offset, maxResults, false)
+      return page.nextPageToken === undefined
+        ? { experiments: page.items.map(toExperiment) }
+        : { experiments: page.items.map(toExperiment), nextPageToken: page.nextPageToken }
+    })
+
+  // -- artifacts ----------------------------------------------------------------------------------------------------
+
+  const isDirectory = (location: string): boolean => {
+    const prefix = `${location}/`
+    for (const key of artifacts.keys()) if (key.startsWith(prefix)) return true
+    return false
+  }
+
+  /** One level under a location: name → size (files) or undefined (directories), sorted by name. */
+  const listLevel = (location: string): ReadonlyArray<readonly [string, number | undefined]> => {
+    const prefix = location === "" ? "" : `${location}/`
+    const entries = new Map<string, number | undefined>()
+    for (const [key, bytes] of artifacts) {
+      if (!key.startsWith(prefix)) continue
+      const rest = key.slice(prefix.length)
+      const slash = rest.indexOf("/")
+      if (slash < 0) entries.set(rest, bytes.length)
+      else entries.set(rest.slice(0, slash), undefined)
+    }
+    return [...entries].sort(([a], [b]) => compareStrings(a, b))
+  }
+
+  const store = (location: string, bytes: Uint8Array): Either.Either<void, MlflowApiError> => {
+    if (isDirectory(location)) {
+      return Either.left(
+        new MlflowApiError({ status: 500, errorCode: "INTERNAL_ERROR", detail: `Is a directory: '${location}'` })
+      )
+    }
+    const parts = location.split("/")
+    for (let i = 1; i < parts.length; i++) {
+      const parent = parts.slice(0, i).join("/")
+      if (artifacts.has(parent)) {
+        return Either.left(
+          new MlflowApiError({ status: 500, errorCode: "INTERNAL_ERROR", detail: `Not a directory: '${parent}'` })
+        )
+      }
+    }
+    artifacts.set(location, bytes)
+    return Either.void
+  }
+
+  const readSource = <E>(source: ArtifactSource<E>): Effect.Effect<Uint8Array, E | StorageError> => {
+    if (source instanceof Uint8Array) return Effect.sync(() => source.slice())
+    if ("file" in source) {
+      const file = source.file
+      return Effect.tryPromise({
+        try: () => readFile(file),
+        catch: (e) => new StorageError({ path: file, reason: e instanceof Error ? e.message : String(e) })
+      }).pipe(Effect.map((buf) => new Uint8Array(buf.buffer, buf.byteOffset, buf.length)))
+    }
+    return Effect.map(Stream.runCollect(source), (chunks) => copyConcat(Chunk.toReadonlyArray(chunks)))
+  }
+
+  // -- the service --------------------------------------------------------------------------------------------------
+
+  const getExperiment = Effect.fn("MlflowMemory.getExperiment")(function*(experimentId: string) {
+    yield* enter("getExperiment")
+    return toExperiment(yield* findExperiment(experimentId))
+  })
+
+  const getExperimentByName = Effect.fn("MlflowMemory.getExperimentByName")(function*(name: string) {
+    yield* enter("getExperimentByName")
+    const e = findExperimentByName(name)
+    if (e === undefined) return yield* new NotFound({ entity: "experiment", key: name })
+    return toExperiment(e)
+  })
+
+  const createExperiment = Effect.fn("MlflowMemory.createExperiment")(function*(
+    name: string,
+    options?: { readonly tags?: ReadonlyArray<{ readonly key: string; readonly value: string }> }
+  ) {
+    yield* enter("createExperiment")
+    if (name === "") {
+      return yield* new InvalidInput({ kind: "ExperimentName", input: name, reason: "empty" })
+    }
+    const tags = options?.tags ?? []
+    yield* checkTags(tags)
+    const now = yield* Clock.currentTimeMillis
+    if (findExperimentByName(name) !== undefined) return yield* new AlreadyExists({ entity: "experiment", key: name })
+    while (experiments.has(String(nextExperimentId))) nextExperimentId += 1n
+    const experimentId = String(nextExperimentId)
+    nextExperimentId += 1n
+    experiments.set(experimentId, {
+      experimentId,
+      name,
+      artifactLocation: `${ARTIFACTS_SCHEME}/${experimentId}`,
+      lifecycleStage: "active",
+      creationTime: now,
+      lastUpdateTime: now,
+      tags: new Map(tags.map((t) => [t.key, t.value])),
+      seq: seq++
+    })
+    return experimentId
+  })
+
+  const setExperimentStage = (experimentId: string, from: LifecycleStage, to: LifecycleStage) =>
+    Effect.gen(function*() {
+      const e = yield* findExperiment(experimentId)
+      if (e.lifecycleStage !== from) return yield* new NotFound({ entity: "experiment", key: experimentId })
+      const now = yield* Clock.currentTimeMillis
+      e.lifecycleStage = to
+      e.lastUpdateTime = now
+      // sqlite marks every run of the experiment with the experiment's stage
+      for (const run of runs.values()) if (run.experimentId === experimentId) run.lifecycleStage = to
+    })
+
+  const deleteExperiment = Effect.fn("MlflowMemory.deleteExperiment")(function*(experimentId: string) {
+    yield* enter("deleteExperiment")
+    yield* setExperimentStage(experimentId, "active", "deleted")
+  })
+
+  const restoreExperiment = Effect.fn("MlflowMemory.restoreExperiment")(function*(experimentId: string) {
+    yield* enter("restoreExperiment")
+    yield* setExperimentStage(experimentId, "deleted", "active")
+  })
+
+  const searchExperimentsPage = Effect.fn("MlflowMemory.searchExperimentsPage")(function*(
+    options: SearchExperimentsPageOptions
+  ) {
+    yield* enter("searchExperimentsPage")
+    return yield* experimentsPage(options)
+  })
+
+  const searchExperiments = (options: SearchExperimentsOptions = {}) =>
+    Stream.unwrap(
+      Effect.as(
+        enter("searchExperiments"),
+        Stream.paginateChunkEffect(undefined as string | undefined, (pageToken) =>
+          Effect.map(
+            searchExperimentsPage({ ...options, pageToken, maxResults: options.pageSize ?? DEFAULT_PAGE_SIZE }),
+            (page) => [Chunk.fromIterable(page.experiments), Option.fromNullable(page.nextPageToken)] as const
+          ))
+      )
+    ).pipe(Stream.withSpan("MlflowMemory.searchExperiments"))
+
+  const createRun = Effect.fn("MlflowMemory.createRun")(function*(options: CreateRunOptions) {
+    yield* enter("createRun")
+    const experiment = yield* findExperiment(options.experimentId)
+    if (experiment.lifecycleStage !== "active") return yield* notActiveExperiment(options.experimentId)
+    const tags = options.tags ?? []
+    yield* checkTags(tags)
+    let nameTag: string | undefined
+    for (const t of tags) if (t.key === "mlflow.runName") nameTag = t.value
+    const given = options.runName === undefined || options.runName === "" ? undefined : options.runName
+    if (given !== undefined && nameTag !== undefined && given !== nameTag) {
+      return yield* new InvalidInput({
+        kind: "RunName",
+        input: given,
+        reason: `the run name differs from the mlflow.runName tag '${nameTag}'`
+      })
+    }
+    const runName = given ?? nameTag ?? (yield* randomRunName)
+    const startTime = options.startTime ?? (yield* Clock.currentTimeMillis)
+    const runId = newRunId()
+    const record: RunRecord = {
+      runId,
+      experimentId: experiment.experimentId,
+      runName,
+      userId: options.userId ?? "",
+      status: "RUNNING",
+      startTime,
+      endTime: undefined,
+      artifactUri: `${experiment.artifactLocation}/${runId}/artifacts`,
+      lifecycleStage: "active",
+      tags: new Map(),
+      seq: seq++
+    }
+    for (const t of tags) record.tags.set(t.key, t.value)
+    if (nameTag === undefined) record.tags.set("mlflow.runName", runName)
+    runs.set(runId, record)
+    return toRun(record)
+  })
+
+  const getRun = Effect.fn("MlflowMemory.getRun")(function*(runId: string) {
+    yield* enter("getRun")
+    return toRun(yield* findRun(runId))
+  })
+
+  const searchRunsPage = Effect.fn("MlflowMemory.searchRunsPage")(function*(options: SearchRunsPageOptions) {
+    yield* enter("searchRunsPage")
+    return yield* runsPage(options)
+  })
+
+  const searchRuns = (options: SearchRunsOptions) =>
+    Stream.unwrap(
+      Effect.as(
+        enter("searchRuns"),
+        Stream.paginateChunkEffect(undefined as string | undefined, (pageToken) =>
+          Effect.map(
+            searchRunsPage({ ...options, pageToken, maxResults: options.pageSize ?? DEFAULT_PAGE_SIZE }),
+            (page) => [Chunk.fromIterable(page.runs), Option.fromNullable(page.nextPageToken)] as const
+          ))
+      )
+    ).pipe(Stream.withSpan("MlflowMemory.searchRuns"))
+
+  const setTag = Effect.fn("MlflowMemory.setTag")(function*(runId: string, key: string, value: string) {
+    yield* enter("setTag")
+    const run = yield* findRun(runId)
+    yield* validateTagKey(key)
+    if (run.lifecycleStage !== "active") return yield* notActiveRun(runId)
+    setRunTag(run, key, value)
+  })
+
+  const setTags = Effect.fn("MlflowMemory.setTags")(function*(
+    runId: string,
+    tags: ReadonlyArray<{ readonly key: string; readonly value: string }>
+  ) {
+    yield* enter("setTags")
+    if (tags.length === 0) return
+    // every tag is checked before any is written, so a rejected call changes nothing
+    yield* checkTags(tags)
+    const run = yield* activeRun(runId)
+    for (const t of tags) setRunTag(run, t.key, t.value)
+  })
+
+  const setRunStage = (runId: string, to: LifecycleStage) =>
+    Effect.map(findRun(runId), (run) => {
+      run.lifecycleStage = to
+    })
+
+  const deleteRun = Effect.fn("MlflowMemory.deleteRun")(function*(runId: string) {
+    yield* enter("deleteRun")
+    yield* setRunStage(runId, "deleted")
+  })
+
+  const restoreRun = Effect.fn("MlflowMemory.restoreRun")(function*(runId: string) {
+    yield* enter("restoreRun")
+    yield* setRunStage(runId, "active")
+  })
+
+  const updateRun = Effect.fn("MlflowMemory.updateRun")(function*(runId: string, options: UpdateRunOptions) {
+    yield* enter("updateRun")
+    const run = yield* activeRun(runId)
+    if (options.status !== undefined) run.status = options.status
+    if (options.endTime !== undefined) run.endTime = options.endTime
+    if (options.runName !== undefined && options.runName !== "") setRunTag(run, "mlflow.runName", options.runName)
+    return toRunInfo(run)
+  })
+
+  const uploadArtifact = <E = never>(
+    run: ArtifactRoot,
+    path: string,
+    source: ArtifactSource<E>
+  ): Effect.Effect<void, E | InvalidInput | MlflowFailure> =>
+    Effect.gen(function*() {
+      yield* enter("uploadArtifact")
+      yield* validateArtifactPath(path)
+      const bytes = yield* readSource(source)
+      yield* store(joinKey(rootKey(run.artifactUri), path), bytes)
+    }).pipe(Effect.withSpan("MlflowMemory.uploadArtifact"))
+
+  const downloadArtifact = (run: ArtifactRoot, path: string) =>
+    Stream.unwrap(
+      Effect.gen(function*() {
+        yield* enter("downloadArtifact")
+        yield* validateArtifactPath(path)
+        const bytes = artifacts.get(joinKey(rootKey(run.artifactUri), path))
+        if (bytes === undefined) return yield* new NotFound({ entity: "artifact", key: path })
+        const chunks: Array<Uint8Array> = []
+        for (let i = 0; i < bytes.length; i += DOWNLOAD_CHUNK) chunks.push(bytes.slice(i, i + DOWNLOAD_CHUNK))
+        return Stream.fromIterable(chunks)
+      })
+    ).pipe(Stream.withSpan("MlflowMemory.downloadArtifact"))
+
+  const listArtifacts = Effect.fn("MlflowMemory.listArtifacts")(function*(run: ArtifactRoot, path?: string) {
+    yield* enter("listArtifacts")
+    const dir = path === undefined || path === "" ? "" : yield* validateArtifactPath(path)
+    const root = rootKey(run.artifactUri)
+    return listLevel(dir === "" ? root : joinKey(root, dir)).map(([name, size]) => {
+      const relative = dir === "" ? name : `${dir}/${name}`
+      return size === undefined
+        ? new FileInfo({ path: relative, isDir: true })
+        : new FileInfo({ path: relative, isDir: false, fileSize: size })
+    })
+  })
+
+  const mlflow: Mlflow.Service = {
+    getExperiment,
+    getExperimentByName,
+    createExperiment,
+    deleteExperiment,
+    restoreExperiment,
+    searchExperiments,
+    createRun,
+    getRun,
+    searchRuns,
+    setTag,
+    setTags,
+    deleteRun,
+    restoreRun,
+    updateRun,
+    uploadArtifact,
+    downloadArtifact,
+    listArtifacts
+  }
+
+  // -- the handle ---------------------------------------------------------------------------------------------------
+
+  const snapshot = Effect.sync((): Snapshot => {
+    const byRun = new Map<string, Map<string, Uint8Array>>()
+    const runsInOrder = [...runs.values()].sort((a, b) => a.seq - b.seq)
+    for (const run of runsInOrder) {
+      const prefix = `${rootKey(run.artifactUri)}/`
+      const files = new Map<string, Uint8Array>()
+      for (const [key, bytes] of [...artifacts].sort(([a], [b]) => compareStrings(a, b))) {
+        if (key.startsWith(prefix)) files.set(key.slice(prefix.length), bytes)
+      }
+      if (files.size > 0) byRun.set(run.runId, files)
+    }
+    return {
+      experiments: [...experiments.values()].sort((a, b) => a.seq - b.seq).map(toExperiment),
+      runs: runsInOrder.map(toRun),
+      artifacts: byRun
+    }
+  })
+
+  const load = (seed: Seed): Effect.Effect<void, InvalidInput> =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const bad = (input: string, reason: string) => new InvalidInput({ kind: "Seed", input, reason })
+      // check everything first, so that a rejected seed changes nothing
+      const seedExperiments = seed.experiments ?? []
+      const names = new Map<string, string>()
+      for (const e of experiments.values()) names.set(e.name, e.experimentId)
+      for (const e of seedExperiments) {
+        for (const t of tagsOf(e.tags)) yield* validateTagKey(t.key)
+        const owner = names.get(e.name)
+        if (owner !== undefined && owner !== e.experimentId) {
+          return yield* bad(e.name, `the experiment name is taken by experiment ${owner}`)
+        }
+        names.set(e.name, e.experimentId)
+      }
+      const experimentIds = new Set([...experiments.keys(), ...seedExperiments.map((e) => e.experimentId)])
+      for (const r of seed.runs ?? []) {
+        if (!experimentIds.has(r.experimentId)) return yield* bad(r.runId, `no experiment ${r.experimentId}`)
+        for (const t of tagsOf(r.tags)) yield* validateTagKey(t.key)
+        for (const a of artifactsOf(r.artifacts)) yield* validateArtifactPath(a.path)
+      }
+      for (const e of seedExperiments) {
+        for (const [id, old] of experiments) if (old.name === e.name && id !== e.experimentId) experiments.delete(id)
+        const previous = experiments.get(e.experimentId)
+        experiments.set(e.experimentId, {
+          experimentId: e.experimentId,
+          name: e.name,
+          artifactLocation: e.artifactLocation ?? `${ARTIFACTS_SCHEME}/${e.experimentId}`,
+          lifecycleStage: e.lifecycleStage ?? "active",
+          creationTime: e.creationTime ?? now,
+          lastUpdateTime: e.lastUpdateTime ?? e.creationTime ?? now,
+          tags: new Map(tagsOf(e.tags).map((t) => [t.key, t.value])),
+          seq: previous?.seq ?? seq++
+        })
+        if (/^\d+$/.test(e.experimentId)) {
+          const n = BigInt(e.experimentId)
+          if (n >= nextExperimentId) nextExperimentId = n + 1n
+        }
+      }
+      for (const r of seed.runs ?? []) {
+        const experiment = experiments.get(r.experimentId)!
+        const tags = new Map(tagsOf(r.tags).map((t) => [t.key, t.value]))
+        const runName = r.runName ?? tags.get("mlflow.runName") ?? (yield* randomRunName)
+        const previous = runs.get(r.runId)
+        const record: RunRecord = {
+          runId: r.runId,
+          experimentId: r.experimentId,
+          runName,
+          userId: r.userId ?? "",
+          status: r.status ?? "RUNNING",
+          startTime: r.startTime ?? now,
+          endTime: r.endTime,
+          artifactUri: r.artifactUri ?? `${experiment.artifactLocation}/${r.runId}/artifacts`,
+          lifecycleStage: r.lifecycleStage ?? "active",
+          tags,
+          seq: previous?.seq ?? seq++
+        }
+        runs.set(r.runId, record)
+        const root = rootKey(record.artifactUri)
+        for (const a of artifactsOf(r.artifacts)) artifacts.set(joinKey(root, a.path), a.bytes.slice())
+      }
+    })
+
+  const reset = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    Effect.sync(() => {
+      experiments.clear()
+      runs.clear()
+      artifacts.clear()
+      nextExperimentId = 1n
+      addDefault(now)
+    }))
+
+  const checkLocation = (location: string) => validateArtifactPath(location)
+
+  const setExperimentTag = Effect.fn("MlflowMemory.setExperimentTag")(function*(
+    experimentId: string,
+    key: string,
+    value: string
+  ) {
+    const e = yield* findExperiment(experimentId)
+    yield* validateTagKey(key)
+    if (e.lifecycleStage !== "active") return yield* notActiveExperiment(experimentId)
+    e.tags.set(key, value)
+  })
+
+  const renameExperiment = Effect.fn("MlflowMemory.renameExperiment")(function*(experimentId: string, name: string) {
+    const e = yield* findExperiment(experimentId)
+    if (name === "") return yield* new InvalidInput({ kind: "ExperimentName", input: name, reason: "empty" })
+    if (e.lifecycleStage !== "active") return yield* notActiveExperiment(experimentId)
+    const owner = findExperimentByName(name)
+    if (owner !== undefined && owner !== e) return yield* new AlreadyExists({ entity: "experiment", key: name })
+    e.name = name
+    e.lastUpdateTime = yield* Clock.currentTimeMillis
+  })
+
+  const deleteTag = Effect.fn("MlflowMemory.deleteTag")(function*(runId: string, key: string) {
+    const run = yield* activeRun(runId)
+    if (!run.tags.has(key)) return yield* new NotFound({ entity: "tag", key })
+    run.tags.delete(key)
+  })
+
+  return {
+    mlflow,
+    snapshot,
+    load,
+    reset,
+    calls: Effect.sync(() => ({ ...counts })),
+    resetCalls: Effect.sync(() => {
+      for (const key of Object.keys(counts) as Array<MethodName>) delete counts[key]
+    }),
+    failNth: (method, n, error) =>
+      Effect.sync(() => {
+        if (n >= 1) faults.push({ kind: "nth", method, remaining: Math.floor(n), error })
+      }),
+    failNext: (method, error, times = 1) =>
+      Effect.sync(() => {
+        if (times >= 1) faults.push({ kind: "next", method, remaining: Math.floor(times), error })
+      }),
+    delay: (method, duration) => Effect.sync(() => void delays.set(method, Duration.decode(duration))),
+    clearFaults: Effect.sync(() => {
+      faults = []
+      delays.clear()
+    }),
+    searchRunsPage,
+    searchExperimentsPage,
+    setExperimentTag,
+    renameExperiment,
+    deleteTag,
+    putArtifactAt: (location, bytes) =>
+      Effect.flatMap(checkLocation(location), (loc) => store(loc, bytes.slice())),
+    getArtifactAt: (location) =>
+      Effect.flatMap(checkLocation(location), (loc) => {
+        const bytes = artifacts.get(loc)
+        return bytes === undefined ? Effect.fail(new NotFound({ entity: "artifact", key: loc })) : Effect.succeed(bytes)
+      }),
+    listArtifactsAt: (location) =>
+      Effect.map(checkLocation(location), (loc) =>
+        listLevel(loc).map(([name, size]) =>
+          size === undefined
+            ? new FileInfo({ path: name, isDir: true })
+            : new FileInfo({ path: name, isDir: false, fileSize: size })
+        )),
+    deleteArtifactAt: (location) =>
+      Effect.map(checkLocation(location), (loc) => {
+        artifacts.delete(loc)
+      })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Layers
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Both services over one existing store (for an emulator that serves the same store over HTTP). */
+export const layerWith = (handle: MlflowMemoryHandle.Service): Layer.Layer<Mlflow | MlflowMemoryHandle> =>
+  Layer.succeedContext(Context.make(MlflowMemoryHandle, handle).pipe(Context.add(Mlflow, handle.mlflow)))
+
+/** A fresh store per layer build. */
+export const layer = (options: MlflowMemoryOptions = {}): Layer.Layer<Mlflow | MlflowMemoryHandle> =>
+  Layer.unwrapEffect(Effect.map(make(options), layerWith))
+
+/** The namespace-style entry point: `MlflowMemory.layer()`, `MlflowMemory.make()`. */
+export const MlflowMemory = { make, layer, layerWith } as const
