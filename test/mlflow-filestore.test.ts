@@ -5,9 +5,11 @@
 import { FileSystem, Path } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Either, Stream } from "effect"
+import { Chunk, Effect, Either, Layer, Stream } from "effect"
 import * as LocalArtifacts from "../src/mlflow/LocalArtifacts.js"
 import { concatBytes } from "../src/mlflow/Mlflow.js"
+import * as MlflowFileStore from "../src/mlflow/MlflowFileStore.js"
+import { mlflowContract } from "./contract/mlflow.js"
 
 const text = (s: string) => new TextEncoder().encode(s)
 const decode = (b: Uint8Array) => new TextDecoder().decode(b)
@@ -16,6 +18,13 @@ const collect = <E, R>(stream: Stream.Stream<Uint8Array, E, R>) =>
   Effect.map(Stream.runCollect(stream), (c) => decode(concatBytes(Chunk.toReadonlyArray(c))))
 
 const tempDir = Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "forml-fs-" }))
+
+/** A file store in a fresh temporary directory, removed with the layer. */
+const tempStore = Layer.unwrapScoped(
+  Effect.map(tempDir, (dir) => MlflowFileStore.layer({ root: `${dir}/mlruns` }))
+).pipe(Layer.provide(NodeContext.layer))
+
+mlflowContract("MlflowFileStore", tempStore, { largeArtifactBytes: 16 * 1024 * 1024 + 3 })
 
 describe("LocalArtifacts", () => {
   it.scopedLive("uploads, lists and downloads, creating the root and parents", () =>

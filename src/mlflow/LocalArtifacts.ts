@@ -6,7 +6,7 @@ import { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Either, Exit, Stream } from "effect"
 import { randomBytes } from "node:crypto"
-import { fileURLToPath, pathToFileURL } from "node:url"
+import { fileURLToPath } from "node:url"
 import { InvalidInput, NotFound, StorageError, UnsupportedArtifactStore } from "../errors.js"
 import { type ArtifactSource, FileInfo, validateArtifactPath } from "./Mlflow.js"
 
@@ -27,8 +27,18 @@ export const fileUriToPath = (uri: string): Either.Either<string, InvalidInput |
   })
 }
 
-/** The `file:///...` URI of an absolute local path, percent-encoded as Python's `Path.as_uri()` does. */
-export const pathToFileUri = (path: string): string => pathToFileURL(path).href
+/**
+ * The `file:///...` URI of an absolute local path, percent-encoded as Python's `Path.as_uri()` does (every byte but
+ * `A-Z a-z 0-9 _ . - ~ /`), so that URIs written here match MLflow's byte for byte.
+ */
+export const pathToFileUri = (path: string): string => {
+  let out = ""
+  for (const byte of new TextEncoder().encode(path)) {
+    const c = String.fromCharCode(byte)
+    out += /^[A-Za-z0-9_.~/-]$/.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`
+  }
+  return `file://${out}`
+}
 
 /** Whether a URI names a local directory (a `file:` URI or a bare absolute path). */
 export const isLocalUri = (uri: string): boolean => uri.startsWith("/") || /^file:/i.test(uri)
@@ -108,8 +118,9 @@ export const make: Effect.Effect<LocalArtifacts, never, FileSystem.FileSystem | 
     const write = Effect.scoped(
       Effect.gen(function*() {
         const file = yield* fs.open(tmp, { flag: "wx" }).pipe(Effect.mapError(storageError(tmp)))
+        // An empty chunk is skipped: a write of 0 bytes reads as a failed write (WriteZero).
         yield* Stream.runForEach(sourceStream(source), (chunk) =>
-          file.writeAll(chunk).pipe(Effect.mapError(storageError(tmp))))
+          chunk.length === 0 ? Effect.void : file.writeAll(chunk).pipe(Effect.mapError(storageError(tmp))))
         yield* file.sync.pipe(Effect.mapError(storageError(tmp)))
       })
     )
@@ -169,7 +180,7 @@ export const make: Effect.Effect<LocalArtifacts, never, FileSystem.FileSystem | 
       Effect.gen(function*() {
         const segments = yield* validatePath(path)
         const found = yield* resolveExisting(rootDir, path, segments)
-        const notFound = new NotFound({ entity: "Artifact", key: path })
+        const notFound = new NotFound({ entity: "artifact", key: path })
         if (found === undefined) return yield* notFound
         const info = yield* fs.stat(found.real).pipe(Effect.mapError(storageError(found.real)))
         if (info.type !== "File") return yield* notFound

@@ -1,0 +1,1040 @@
+/**
+ * MlflowFileStore: the Mlflow service over MLflow's own on-disk tracking format (`mlruns/`, as MLflow 2.17.2 writes
+ * it), so no server is needed and `mlflow server --backend-store-uri <root>` serves what it wrote.
+ *
+ * Format and behaviour (see `shared/docs/MLFLOW-FILESTORE.md`):
+ * - `<root>/<E>/meta.yaml`, `<E>/tags/<key>`, `<E>/<R>/{meta.yaml,tags/,params/,metrics/,artifacts/}`; a `/` in a tag
+ *   key makes subdirectories; `.trash/<E>` holds a deleted experiment (moved whole, moved back on restore).
+ * - YAML as PyYAML's `safe_dump` writes it (keys sorted, `experiment_id: '<E>'`), except that long values are not
+ *   folded at 80 columns and a few strings PyYAML leaves plain (`y`, `n`) are quoted: MLflow reads both the same.
+ * - Every file is written to a temporary name in its directory and renamed; experiments and runs are built in a
+ *   temporary directory and renamed into place, so a reader never sees half of one. Readers skip temporary names.
+ * - An experiment's lifecycle is where it lives (`<root>` or `.trash/`), so a crash between the move and the
+ *   `meta.yaml` rewrite still reads right; a run's lifecycle is its `meta.yaml`.
+ * - Experiment creation is serialised by a lock file (`<root>/.forml-create.lock`, a file, which MLflow ignores): two
+ *   processes of this library never create one name twice. MLflow itself does not take that lock, so an MLflow
+ *   client creating the same name at the same moment can still make a duplicate (as two MLflow clients can).
+ * - Metadata updates (`meta.yaml` read-modify-write) are serialised within a process only; two processes updating
+ *   one run at the same moment can lose one of the two changes, as with MLflow's own file store.
+ * - Artifacts of a run live in its recorded `file:` artifact URI when that is inside the store root and exists;
+ *   otherwise (a store copied from elsewhere, such as the sample written at `/srv/forml-sample/mlruns`, or an
+ *   experiment in `.trash/`) in `<run dir>/artifacts`. Nothing outside the root is ever read or written: no tag key,
+ *   artifact path or id can name a place outside it, and symlinks leading out are refused for artifacts and writes.
+ * - Deleting the Default experiment `0` fails as MLflow's file store does: MlflowApiError 500 INTERNAL_ERROR.
+ */
+import { FileSystem, Path } from "@effect/platform"
+import type { PlatformError } from "@effect/platform/Error"
+import { Chunk, Clock, Effect, Either, Layer, Option, Stream } from "effect"
+import { randomBytes, randomUUID } from "node:crypto"
+import YAML from "yaml"
+import { AlreadyExists, InvalidInput, MlflowApiError, NotFound, StorageError } from "../errors.js"
+import type { MlflowFailure } from "../errors.js"
+import * as Filter from "./Filter.js"
+import * as LocalArtifacts from "./LocalArtifacts.js"
+import { EntityTag, Experiment, Mlflow, Run, RunInfo, validateTagKey } from "./Mlflow.js"
+import type {
+  ArtifactRoot,
+  ArtifactSource,
+  CreateRunOptions,
+  FileInfo,
+  LifecycleStage,
+  RunStatus,
+  SearchExperimentsOptions,
+  SearchRunsOptions,
+  UpdateRunOptions,
+  ViewType
+} from "./Mlflow.js"
+
+export interface MlflowFileStoreOptions {
+  /** The `mlruns` directory; created (with the Default experiment) when it does not exist. */
+  readonly root: string
+}
+
+export const DEFAULT_EXPERIMENT_ID = "0"
+export const DEFAULT_PAGE_SIZE = 1000
+export const MAX_PAGE_SIZE = 50000
+
+const META = "meta.yaml"
+const TRASH = ".trash"
+const MODELS = "models"
+const TAGS = "tags"
+const RUN_FOLDERS = ["artifacts", "metrics", "params", "tags"] as const
+const LOCK = ".forml-create.lock"
+const LOCK_STALE_MS = 30_000
+const LOCK_TIMEOUT_MS = 60_000
+const RUN_NAME_TAG = "mlflow.runName"
+const SOURCE_TYPE_LOCAL = 4
+
+const STATUS_CODES: Readonly<Record<RunStatus, number>> = {
+  RUNNING: 1,
+  SCHEDULED: 2,
+  FINISHED: 3,
+  FAILED: 4,
+  KILLED: 5
+}
+const STATUS_NAMES: ReadonlyArray<RunStatus> = ["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
+
+/** Experiment directory names: MLflow's are decimal; any plain name is read, never one with `.`, `/` or `\`. */
+const EXPERIMENT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]*$/
+/** MLflow's run id rule (`_validate_run_id`); it keeps ids to one plain path segment. */
+const RUN_ID = /^[A-Za-z0-9][\w-]{0,255}$/
+
+// ---------------------------------------------------------------------------------------------------------------
+// YAML
+// ---------------------------------------------------------------------------------------------------------------
+
+type Meta = Record<string, unknown>
+
+/** `meta.yaml` text as PyYAML's `safe_dump(default_flow_style=False)` lays it out: sorted keys, YAML 1.1 quoting. */
+export const renderYaml = (data: Meta): string =>
+  YAML.stringify(data, { version: "1.1", sortMapEntries: true, lineWidth: 0, singleQuote: true })
+
+const parseYaml = (file: string, text: string): Either.Either<Meta, StorageError> =>
+  Either.flatMap(
+    Either.try({
+      try: (): unknown => YAML.parse(text, { version: "1.1", intAsBigInt: true, logLevel: "silent" }),
+      catch: (e) => new StorageError({ path: file, reason: `malformed YAML: ${e instanceof Error ? e.message : String(e)}` })
+    }),
+    (value) =>
+      typeof value === "object" && value !== null && !Array.isArray(value)
+        ? Either.right(value as Meta)
+        : Either.left(new StorageError({ path: file, reason: "meta.yaml is not a mapping" }))
+  )
+
+const str = (v: unknown): string | undefined => {
+  if (v === null || v === undefined) return undefined
+  if (typeof v === "string") return v
+  if (typeof v === "number" || typeof v === "bigint" || typeof v === "boolean") return String(v)
+  return undefined
+}
+
+const num = (v: unknown): number | undefined => {
+  if (typeof v === "number") return v
+  if (typeof v === "bigint") return Number(v)
+  if (typeof v === "string" && /^-?\d+$/.test(v)) return Number(v)
+  return undefined
+}
+
+const statusOf = (v: unknown): RunStatus => {
+  const n = num(v)
+  if (n !== undefined && n >= 1 && n <= 5) return STATUS_NAMES[n - 1]!
+  const s = str(v)
+  return s !== undefined && (STATUS_NAMES as ReadonlyArray<string>).includes(s) ? (s as RunStatus) : "RUNNING"
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Pure helpers: names, filters, order
+// ---------------------------------------------------------------------------------------------------------------
+
+const ADJECTIVES = [
+  "able", "bold", "brave", "bright", "calm", "clever", "crisp", "dapper", "eager", "gentle", "honest", "nimble",
+  "polite", "rare", "serene", "sincere", "stately", "tasteful", "useful", "wise"
+]
+const ANIMALS = [
+  "ant", "bass", "bat", "bee", "cat", "crab", "deer", "doe", "elk", "fox", "goat", "hare", "lark", "mole", "moth",
+  "owl", "ram", "skink", "snail", "toad", "wolf", "yak"
+]
+
+const pick = <A>(items: ReadonlyArray<A>): A => items[randomBytes(4).readUInt32BE(0) % items.length]!
+
+/** A name like MLflow's generated ones (`rogue-skink-852`). */
+const randomRunName = (): string => `${pick(ADJECTIVES)}-${pick(ANIMALS)}-${randomBytes(2).readUInt16BE(0) % 1000}`
+
+/** A random 18-digit decimal id, as MLflow's file store makes them. */
+const randomExperimentId = (): string => {
+  const n = BigInt(`0x${randomBytes(8).toString("hex")}`) % 900_000_000_000_000_000n + 100_000_000_000_000_000n
+  return n.toString()
+}
+
+const newRunId = (): string => randomUUID().replace(/-/g, "")
+
+const checkTags = (
+  tags: ReadonlyArray<{ readonly key: string; readonly value: string }>
+): Either.Either<void, InvalidInput> => {
+  for (const tag of tags) {
+    const checked = validateTagKey(tag.key)
+    if (Either.isLeft(checked)) return Either.left(checked.left)
+    if (tag.key.split("/").some(LocalArtifacts.isTempName)) {
+      return Either.left(new InvalidInput({ kind: "TagKey", input: tag.key, reason: "a segment uses a reserved name" }))
+    }
+  }
+  return Either.void
+}
+
+/** The last value of each key, in first-seen key order (MLflow's log-batch: the last value wins). */
+const lastWins = (
+  tags: ReadonlyArray<{ readonly key: string; readonly value: string }>
+): ReadonlyArray<{ readonly key: string; readonly value: string }> => {
+  const map = new Map<string, string>()
+  for (const t of tags) map.set(t.key, t.value)
+  return [...map].map(([key, value]) => ({ key, value }))
+}
+
+const checkPageSize = (size: number): Either.Either<number, InvalidInput> =>
+  Number.isInteger(size) && size > 0 && size <= MAX_PAGE_SIZE
+    ? Either.right(size)
+    : Either.left(
+      new InvalidInput({
+        kind: "PageSize",
+        input: String(size),
+        reason: `it must be a positive integer of at most ${MAX_PAGE_SIZE}`
+      })
+    )
+
+const RUN_ATTRIBUTES = new Set(["run_id", "run_name", "status", "user_id", "artifact_uri"])
+const EXPERIMENT_ATTRIBUTES = new Set(["name"])
+
+/** `Filter.validate`, then the server's attribute rule: only string attributes can match a quoted value. */
+const checkFilter = (
+  filter: Filter.Filter | undefined,
+  attributes: ReadonlySet<string>
+): Either.Either<Filter.Filter, InvalidInput> =>
+  Either.gen(function*() {
+    if (filter === undefined) return Filter.none
+    yield* Filter.validate(filter)
+    for (const clause of filter.clauses) {
+      if (clause.kind === "attribute" && !attributes.has(clause.key)) {
+        return yield* Either.left(
+          new InvalidInput({
+            kind: "Filter",
+            input: clause.key,
+            reason: `not a searchable attribute (one of ${[...attributes].join(", ")})`
+          })
+        )
+      }
+    }
+    return filter
+  })
+
+interface OrderKey {
+  readonly kind: "attribute" | "tag"
+  readonly key: string
+  readonly ascending: boolean
+}
+
+const ORDERABLE = new Set(["run_id", "run_name", "status", "user_id", "artifact_uri", "start_time", "end_time"])
+
+/** MLflow `order_by` clauses on attributes (`attributes.start_time DESC`) and tags (``tags.`k` ASC``). */
+export const parseOrderBy = (
+  orderBy: ReadonlyArray<string> | undefined
+): Either.Either<ReadonlyArray<OrderKey>, InvalidInput> =>
+  Either.gen(function*() {
+    const keys: Array<OrderKey> = []
+    for (const clause of orderBy ?? []) {
+      const m = /^\s*(?:(attributes|attribute|attr|run|tags|tag)\.)?(`[^`]+`|"[^"]+"|[\w.]+)\s*(?:\s(ASC|DESC))?\s*$/i
+        .exec(clause)
+      if (m === null) {
+        return yield* Either.left(new InvalidInput({ kind: "OrderBy", input: clause, reason: "not an order_by clause" }))
+      }
+      const kind = m[1] !== undefined && m[1].toLowerCase().startsWith("tag") ? "tag" : "attribute"
+      const raw = m[2]!
+      let key = /^[`"]/.test(raw) ? raw.slice(1, -1) : raw
+      if (kind === "attribute") {
+        if (key === "created" || key === "Created") key = "start_time"
+        if (!ORDERABLE.has(key)) {
+          return yield* Either.left(
+            new InvalidInput({ kind: "OrderBy", input: clause, reason: `not an orderable attribute '${key}'` })
+          )
+        }
+      }
+      if (keys.some((k) => k.kind === kind && k.key === key)) {
+        return yield* Either.left(new InvalidInput({ kind: "OrderBy", input: clause, reason: "a duplicate field" }))
+      }
+      keys.push({ kind, key, ascending: (m[3] ?? "ASC").toUpperCase() === "ASC" })
+    }
+    return keys
+  })
+
+const runValue = (run: Run, key: OrderKey): string | number | undefined => {
+  if (key.kind === "tag") return Option.getOrUndefined(run.tag(key.key))
+  const info = run.info
+  switch (key.key) {
+    case "run_id":
+      return info.runId
+    case "run_name":
+      return info.runName
+    case "status":
+      return info.status
+    case "user_id":
+      return info.userId
+    case "artifact_uri":
+      return info.artifactUri
+    case "start_time":
+      return info.startTime
+    case "end_time":
+      return info.endTime
+    default:
+      return undefined
+  }
+}
+
+const compareStrings = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
+
+/** The given keys (missing values last), then MLflow's defaults: start_time DESC, run_id ASC. */
+const runComparator = (keys: ReadonlyArray<OrderKey>) => {
+  const all: Array<OrderKey> = [...keys]
+  if (!keys.some((k) => k.kind === "attribute" && k.key === "start_time")) {
+    all.push({ kind: "attribute", key: "start_time", ascending: false })
+  }
+  if (!keys.some((k) => k.kind === "attribute" && k.key === "run_id")) {
+    all.push({ kind: "attribute", key: "run_id", ascending: true })
+  }
+  return (a: Run, b: Run): number => {
+    for (const key of all) {
+      const va = runValue(a, key)
+      const vb = runValue(b, key)
+      if (va === undefined || vb === undefined) {
+        if (va === vb) continue
+        return va === undefined ? 1 : -1
+      }
+      const c = typeof va === "number" && typeof vb === "number" ? va - vb : compareStrings(String(va), String(vb))
+      if (c !== 0) return key.ascending ? c : -c
+    }
+    return 0
+  }
+}
+
+const viewAdmits = (viewType: ViewType | undefined, stage: LifecycleStage): boolean => {
+  switch (viewType ?? "ACTIVE_ONLY") {
+    case "ACTIVE_ONLY":
+      return stage === "active"
+    case "DELETED_ONLY":
+      return stage === "deleted"
+    case "ALL":
+      return true
+  }
+}
+
+/** A snapshot as a stream of pages of `size`. */
+const paged = <A>(items: ReadonlyArray<A>, size: number): Stream.Stream<A> =>
+  Stream.paginateChunk(0, (offset) => {
+    const next = offset + size
+    return [Chunk.fromIterable(items.slice(offset, next)), next < items.length ? Option.some(next) : Option.none()]
+  })
+
+const apiError = (status: number, errorCode: string, detail: string) =>
+  new MlflowApiError({ status, errorCode, detail })
+
+const notActiveRun = (runId: string) =>
+  apiError(400, "INVALID_PARAMETER_VALUE", `The run ${runId} must be in 'active' lifecycle_stage.`)
+
+/** Waits on the wall clock (a test clock must not stall a wait for another process's lock). */
+const wallSleep = (ms: number): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    const timer = setTimeout(() => resume(Effect.void), ms)
+    return Effect.sync(() => clearTimeout(timer))
+  })
+
+// ---------------------------------------------------------------------------------------------------------------
+// The store
+// ---------------------------------------------------------------------------------------------------------------
+
+interface ExperimentLoc {
+  readonly experimentId: string
+  readonly dir: string
+  readonly deleted: boolean
+}
+
+interface RunLoc {
+  readonly runId: string
+  readonly experiment: ExperimentLoc
+  readonly dir: string
+}
+
+/** Builds the service over a store root, creating the root, the Default experiment and `.trash/` as MLflow does. */
+export const make = (
+  options: MlflowFileStoreOptions
+): Effect.Effect<Mlflow.Service, StorageError, FileSystem.FileSystem | Path.Path> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const artifacts = yield* LocalArtifacts.make
+    const root = path.resolve(options.root)
+    const rootUri = LocalArtifacts.pathToFileUri(root)
+    const trash = path.join(root, TRASH)
+    const storage = LocalArtifacts.storageError
+    const isNotFound = (e: PlatformError) => e._tag === "SystemError" && e.reason === "NotFound"
+    const metaLock = yield* Effect.makeSemaphore(1)
+    const createLock = yield* Effect.makeSemaphore(1)
+    /** Run id → experiment id, learnt from reads: a hint that spares a scan of every experiment. */
+    const runIndex = new Map<string, string>()
+    const encoder = new TextEncoder()
+
+    // -- file system helpers ----------------------------------------------------------------------------------------
+
+    const exists = (p: string) => fs.exists(p).pipe(Effect.mapError(storage(p)))
+
+    const readDir = (p: string): Effect.Effect<ReadonlyArray<string>, StorageError> =>
+      fs.readDirectory(p).pipe(
+        Effect.catchAll((e) =>
+          isNotFound(e) || (e._tag === "SystemError" && e.reason === "BadResource")
+            ? Effect.succeed([])
+            : Effect.fail(storage(p)(e))
+        )
+      )
+
+    const readText = (p: string): Effect.Effect<string | undefined, StorageError> =>
+      fs.readFileString(p).pipe(
+        Effect.map((s): string | undefined => s),
+        Effect.catchAll((e) => (isNotFound(e) ? Effect.succeed(undefined) : Effect.fail(storage(p)(e))))
+      )
+
+    const statType = (p: string): Effect.Effect<FileSystem.File.Type | undefined, StorageError> =>
+      fs.stat(p).pipe(
+        Effect.map((i): FileSystem.File.Type | undefined => i.type),
+        Effect.catchAll((e) => (isNotFound(e) ? Effect.succeed(undefined) : Effect.fail(storage(p)(e))))
+      )
+
+    const mkdir = (p: string) => fs.makeDirectory(p, { recursive: true }).pipe(Effect.mapError(storage(p)))
+
+    const writeYaml = (file: string, data: Meta) => artifacts.writeAtomic(file, encoder.encode(renderYaml(data)))
+
+    const removeQuietly = (p: string) => Effect.ignore(fs.remove(p, { recursive: true }))
+
+    const inside = (base: string, candidate: string): boolean =>
+      candidate === base || candidate.startsWith(base.endsWith(path.sep) ? base : base + path.sep)
+
+    // -- initialisation (MLflow's FileStore.__init__) ---------------------------------------------------------------
+
+    const experimentMeta = (
+      experimentId: string,
+      name: string,
+      now: number,
+      tags?: ReadonlyArray<EntityTag>
+    ): Meta => ({
+      artifact_location: `${rootUri}/${experimentId}`,
+      creation_time: now,
+      experiment_id: experimentId,
+      last_update_time: now,
+      lifecycle_stage: "active",
+      name,
+      ...(tags === undefined ? {} : { tags: Object.fromEntries(tags.map((t) => [t.key, t.value])) })
+    })
+
+    if (!(yield* exists(root))) {
+      yield* mkdir(root)
+      const staged = path.join(root, LocalArtifacts.tempName())
+      yield* mkdir(staged)
+      yield* writeYaml(path.join(staged, META), experimentMeta(DEFAULT_EXPERIMENT_ID, "Default", yield* Clock.currentTimeMillis))
+      // Another process initialising the same root at once wins the rename; its Default is as good as ours.
+      yield* fs.rename(staged, path.join(root, DEFAULT_EXPERIMENT_ID)).pipe(
+        Effect.catchAll(() => removeQuietly(staged))
+      )
+    }
+    yield* mkdir(trash)
+    const rootReal = yield* fs.realPath(root).pipe(Effect.mapError(storage(root)))
+
+    /** The real path of an existing directory in the store; one whose real path is outside it is refused. */
+    const confined = (p: string): Effect.Effect<string | undefined, StorageError> =>
+      fs.realPath(p).pipe(
+        Effect.map((r): string | undefined => r),
+        Effect.catchAll((e) => (isNotFound(e) ? Effect.succeed(undefined) : Effect.fail(storage(p)(e)))),
+        Effect.flatMap((real) =>
+          real === undefined || inside(rootReal, real)
+            ? Effect.succeed(real)
+            : Effect.fail(new StorageError({ path: p, reason: "resolves outside the store root" }))
+        )
+      )
+
+    // -- reading ----------------------------------------------------------------------------------------------------
+
+    const readTags = (dir: string): Effect.Effect<ReadonlyArray<EntityTag>, StorageError> => {
+      const walk = (rel: string, depth: number): Effect.Effect<ReadonlyArray<EntityTag>, StorageError> =>
+        Effect.gen(function*() {
+          const names = yield* readDir(rel === "" ? dir : path.join(dir, rel))
+          const found = yield* Effect.forEach(
+            names.filter((n) => !LocalArtifacts.isTempName(n)),
+            (name) =>
+              Effect.gen(function*() {
+                const key = rel === "" ? name : `${rel}/${name}`
+                const full = path.join(dir, key)
+                const type = yield* statType(full)
+                if (type === "Directory") return depth < 32 ? yield* walk(key, depth + 1) : []
+                if (type !== "File") return []
+                const value = yield* readText(full)
+                return value === undefined ? [] : [new EntityTag({ key, value })]
+              }),
+            { concurrency: 8 }
+          )
+          return found.flat()
+        })
+      return Effect.map(walk("", 0), (tags) => [...tags].sort((a, b) => compareStrings(a.key, b.key)))
+    }
+
+    const readMeta = (dir: string): Effect.Effect<Meta | undefined, StorageError> =>
+      Effect.gen(function*() {
+        const file = path.join(dir, META)
+        const text = yield* readText(file)
+        if (text === undefined) return undefined
+        // A malformed meta.yaml is skipped, as MLflow skips it with a warning.
+        return Either.getOrUndefined(parseYaml(file, text))
+      })
+
+    const experimentLoc = (experimentId: string, deleted: boolean): ExperimentLoc => ({
+      experimentId,
+      dir: path.join(deleted ? trash : root, experimentId),
+      deleted
+    })
+
+    const locateExperiment = (experimentId: string): Effect.Effect<ExperimentLoc | undefined, StorageError> =>
+      Effect.gen(function*() {
+        if (!EXPERIMENT_ID.test(experimentId)) return undefined
+        for (const deleted of [false, true]) {
+          const loc = experimentLoc(experimentId, deleted)
+          if (yield* exists(path.join(loc.dir, META))) return loc
+        }
+        return undefined
+      })
+
+    const experimentLocs = (viewType: ViewType | undefined): Effect.Effect<ReadonlyArray<ExperimentLoc>, StorageError> =>
+      Effect.gen(function*() {
+        const view = viewType ?? "ACTIVE_ONLY"
+        const ids = (names: ReadonlyArray<string>) => names.filter((n) => EXPERIMENT_ID.test(n) && n !== MODELS)
+        const active = view === "DELETED_ONLY" ? [] : ids(yield* readDir(root)).map((id) => experimentLoc(id, false))
+        const deleted = view === "ACTIVE_ONLY" ? [] : ids(yield* readDir(trash)).map((id) => experimentLoc(id, true))
+        return [...active, ...deleted]
+      })
+
+    const readExperiment = (loc: ExperimentLoc): Effect.Effect<Experiment | undefined, StorageError> =>
+      Effect.gen(function*() {
+        const meta = yield* readMeta(loc.dir)
+        if (meta === undefined) return undefined
+        const name = str(meta.name)
+        const recordedId = str(meta.experiment_id)
+        if (name === undefined || (recordedId !== undefined && recordedId !== loc.experimentId)) return undefined
+        const creationTime = num(meta.creation_time)
+        const lastUpdateTime = num(meta.last_update_time)
+        return new Experiment({
+          experimentId: loc.experimentId,
+          name,
+          artifactLocation: str(meta.artifact_location) ?? "",
+          lifecycleStage: loc.deleted ? "deleted" : "active",
+          ...(creationTime === undefined ? {} : { creationTime }),
+          ...(lastUpdateTime === undefined ? {} : { lastUpdateTime }),
+          tags: yield* readTags(path.join(loc.dir, TAGS))
+        })
+      })
+
+    const allExperiments = (viewType: ViewType | undefined) =>
+      Effect.flatMap(experimentLocs(viewType), (locs) =>
+        Effect.map(
+          Effect.forEach(locs, readExperiment, { concurrency: 16 }),
+          (es) => es.filter((e): e is Experiment => e !== undefined)
+        ))
+
+    const findExperiment = (experimentId: string) =>
+      Effect.gen(function*() {
+        const loc = yield* locateExperiment(experimentId)
+        const experiment = loc === undefined ? undefined : yield* readExperiment(loc)
+        if (loc === undefined || experiment === undefined) {
+          return yield* new NotFound({ entity: "experiment", key: experimentId })
+        }
+        return { loc, experiment }
+      })
+
+    const runDirs = (loc: ExperimentLoc) =>
+      Effect.map(readDir(loc.dir), (names) => names.filter((n) => RUN_ID.test(n) && n !== TAGS))
+
+    const readRun = (loc: RunLoc): Effect.Effect<Run | undefined, StorageError> =>
+      Effect.gen(function*() {
+        const meta = yield* readMeta(loc.dir)
+        if (meta === undefined) return undefined
+        const runId = str(meta.run_id) ?? str(meta.run_uuid)
+        const experimentId = str(meta.experiment_id)
+        // MLflow reads a run whose recorded ids differ from its place as "metadata in invalid state".
+        if (runId !== loc.runId || (experimentId !== undefined && experimentId !== loc.experiment.experimentId)) {
+          return undefined
+        }
+        runIndex.set(loc.runId, loc.experiment.experimentId)
+        const tags = yield* readTags(path.join(loc.dir, TAGS))
+        const endTime = num(meta.end_time)
+        return new Run({
+          info: new RunInfo({
+            runId,
+            experimentId: loc.experiment.experimentId,
+            runName: str(meta.run_name) ?? tags.find((t) => t.key === RUN_NAME_TAG)?.value ?? "",
+            userId: str(meta.user_id) ?? "",
+            status: statusOf(meta.status),
+            startTime: num(meta.start_time) ?? 0,
+            ...(endTime === undefined ? {} : { endTime }),
+            artifactUri: str(meta.artifact_uri) ?? "",
+            lifecycleStage: str(meta.lifecycle_stage) === "deleted" ? "deleted" : "active"
+          }),
+          tags
+        })
+      })
+
+    const runsIn = (loc: ExperimentLoc) =>
+      Effect.flatMap(runDirs(loc), (ids) =>
+        Effect.map(
+          Effect.forEach(ids, (runId) => readRun({ runId, experiment: loc, dir: path.join(loc.dir, runId) }), {
+            concurrency: 16
+          }),
+          (runs) => runs.filter((r): r is Run => r !== undefined)
+        ))
+
+    const locateRun = (runId: string): Effect.Effect<RunLoc | undefined, StorageError> =>
+      Effect.gen(function*() {
+        if (!RUN_ID.test(runId) || runId === TAGS) return undefined
+        const at = (experiment: ExperimentLoc): RunLoc => ({ runId, experiment, dir: path.join(experiment.dir, runId) })
+        const hint = runIndex.get(runId)
+        if (hint !== undefined) {
+          for (const deleted of [false, true]) {
+            const loc = at(experimentLoc(hint, deleted))
+            if (yield* exists(path.join(loc.dir, META))) return loc
+          }
+        }
+        const locs = yield* experimentLocs("ALL")
+        const found = yield* Effect.forEach(
+          locs,
+          (e) => Effect.map(exists(path.join(e.dir, runId, META)), (ok) => (ok ? at(e) : undefined)),
+          { concurrency: 16 }
+        )
+        const loc = found.find((l): l is RunLoc => l !== undefined)
+        if (loc !== undefined) runIndex.set(runId, loc.experiment.experimentId)
+        return loc
+      })
+
+    const findRun = (runId: string) =>
+      Effect.gen(function*() {
+        const loc = yield* locateRun(runId)
+        const run = loc === undefined ? undefined : yield* readRun(loc)
+        if (loc === undefined || run === undefined) return yield* new NotFound({ entity: "run", key: runId })
+        return { loc, run }
+      })
+
+    // -- writing ----------------------------------------------------------------------------------------------------
+
+    const writeTags = (tagsDir: string, tags: ReadonlyArray<{ readonly key: string; readonly value: string }>) =>
+      Effect.forEach(tags, (t) => artifacts.upload(tagsDir, t.key, encoder.encode(t.value)), {
+        discard: true,
+        concurrency: 8
+      })
+
+    /** Reads a `meta.yaml`, changes it and writes it back (atomically), one update at a time in this process. */
+    const updateMeta = (dir: string, change: (meta: Meta) => Meta) =>
+      metaLock.withPermits(1)(
+        Effect.gen(function*() {
+          yield* confined(dir)
+          const file = path.join(dir, META)
+          const text = yield* readText(file)
+          if (text === undefined) return yield* new StorageError({ path: file, reason: "meta.yaml is missing" })
+          const meta = yield* parseYaml(file, text)
+          const changed = change({ ...meta })
+          yield* writeYaml(file, changed)
+          return changed
+        })
+      )
+
+    const withoutKey = (meta: Meta, key: string): Meta => {
+      const { [key]: _dropped, ...rest } = meta
+      return rest
+    }
+
+    /** Holds the cross-process creation lock (an exclusive lock file) around `effect`. */
+    const withCreateLock = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E | StorageError> => {
+      const lockPath = path.join(root, LOCK)
+      const acquire: Effect.Effect<void, StorageError> = Effect.gen(function*() {
+        const deadline = Date.now() + LOCK_TIMEOUT_MS
+        while (true) {
+          const taken = yield* fs.writeFile(lockPath, encoder.encode(`${process.pid} ${Date.now()}\n`), { flag: "wx" })
+            .pipe(
+              Effect.as(true),
+              Effect.catchAll((e) =>
+                e._tag === "SystemError" && e.reason === "AlreadyExists"
+                  ? Effect.succeed(false)
+                  : Effect.fail(storage(lockPath)(e))
+              )
+            )
+          if (taken) return
+          // A lock left by a crashed process is broken once it is old enough.
+          const age = yield* fs.stat(lockPath).pipe(
+            Effect.map((i) => Option.match(i.mtime, { onNone: () => 0, onSome: (d) => Date.now() - d.getTime() })),
+            Effect.orElseSucceed(() => 0)
+          )
+          if (age > LOCK_STALE_MS) {
+            yield* Effect.ignore(fs.remove(lockPath))
+            continue
+          }
+          if (Date.now() > deadline) {
+            return yield* new StorageError({ path: lockPath, reason: "timed out waiting for another process's lock" })
+          }
+          yield* wallSleep(5 + Math.floor(Math.random() * 20))
+        }
+      })
+      return createLock.withPermits(1)(
+        Effect.acquireUseRelease(acquire, () => effect, () => Effect.ignore(fs.remove(lockPath)))
+      )
+    }
+
+    // -- experiments ------------------------------------------------------------------------------------------------
+
+    const getExperiment = Effect.fn("MlflowFileStore.getExperiment")(function*(experimentId: string) {
+      return (yield* findExperiment(experimentId)).experiment
+    })
+
+    const getExperimentByName = Effect.fn("MlflowFileStore.getExperimentByName")(function*(name: string) {
+      const found = (yield* allExperiments("ALL")).find((e) => e.name === name)
+      if (found === undefined) return yield* new NotFound({ entity: "experiment", key: name })
+      return found
+    })
+
+    const createExperiment = Effect.fn("MlflowFileStore.createExperiment")(function*(
+      name: string,
+      options?: { readonly tags?: ReadonlyArray<{ readonly key: string; readonly value: string }> }
+    ) {
+      if (name === "") return yield* new InvalidInput({ kind: "ExperimentName", input: name, reason: "empty" })
+      const tags = lastWins(options?.tags ?? [])
+      yield* checkTags(tags)
+      const now = yield* Clock.currentTimeMillis
+      // Built whole under a temporary name, then renamed into place: no reader sees half an experiment.
+      const staged = path.join(root, LocalArtifacts.tempName())
+      const stage = (experimentId: string) => writeYaml(path.join(staged, META), experimentMeta(experimentId, name, now))
+      const build = Effect.gen(function*() {
+        yield* mkdir(staged)
+        if (tags.length > 0) yield* writeTags(path.join(staged, TAGS), tags)
+        let experimentId = randomExperimentId()
+        yield* stage(experimentId)
+        return yield* withCreateLock(
+          Effect.gen(function*() {
+            if ((yield* allExperiments("ALL")).some((e) => e.name === name)) {
+              return yield* new AlreadyExists({ entity: "experiment", key: name })
+            }
+            while ((yield* exists(path.join(root, experimentId))) || (yield* exists(path.join(trash, experimentId)))) {
+              experimentId = randomExperimentId()
+              yield* stage(experimentId)
+            }
+            const target = path.join(root, experimentId)
+            yield* fs.rename(staged, target).pipe(Effect.mapError(storage(target)))
+            return experimentId
+          })
+        )
+      })
+      return yield* build.pipe(Effect.onError(() => removeQuietly(staged)))
+    })
+
+    const deleteExperiment = Effect.fn("MlflowFileStore.deleteExperiment")(function*(experimentId: string) {
+      if (experimentId === DEFAULT_EXPERIMENT_ID) {
+        return yield* apiError(
+          500,
+          "INTERNAL_ERROR",
+          `Cannot delete the default experiment '${DEFAULT_EXPERIMENT_ID}'. This is an internally reserved experiment.`
+        )
+      }
+      const { experiment, loc } = yield* findExperiment(experimentId)
+      if (loc.deleted) return yield* new NotFound({ entity: "experiment", key: experimentId })
+      const target = experimentLoc(experimentId, true)
+      if (yield* exists(target.dir)) {
+        return yield* apiError(500, "INTERNAL_ERROR", `Destination path '${target.dir}' already exists`)
+      }
+      const now = yield* Clock.currentTimeMillis
+      // The move is the deletion (one rename); the meta.yaml rewrites that follow only record it.
+      yield* fs.rename(loc.dir, target.dir).pipe(Effect.mapError(storage(target.dir)))
+      yield* updateMeta(target.dir, (meta) => ({
+        ...meta,
+        lifecycle_stage: "deleted",
+        last_update_time: now,
+        tags: Object.fromEntries(experiment.tags.map((t) => [t.key, t.value]))
+      }))
+      const runs = yield* runsIn(target)
+      yield* Effect.forEach(
+        runs.filter((r) => r.info.lifecycleStage === "active"),
+        (r) =>
+          updateMeta(path.join(target.dir, r.runId), (meta) => ({
+            ...meta,
+            lifecycle_stage: "deleted",
+            deleted_time: now
+          })),
+        { discard: true }
+      )
+    })
+
+    const restoreExperiment = Effect.fn("MlflowFileStore.restoreExperiment")(function*(experimentId: string) {
+      const { experiment, loc } = yield* findExperiment(experimentId)
+      if (!loc.deleted) return yield* new NotFound({ entity: "experiment", key: experimentId })
+      const target = experimentLoc(experimentId, false)
+      if (yield* exists(target.dir)) {
+        return yield* apiError(
+          500,
+          "INTERNAL_ERROR",
+          `Cannot restore experiment with ID ${experimentId}. An experiment with same ID already exists.`
+        )
+      }
+      const now = yield* Clock.currentTimeMillis
+      yield* fs.rename(loc.dir, target.dir).pipe(Effect.mapError(storage(target.dir)))
+      yield* updateMeta(target.dir, (meta) => ({
+        ...meta,
+        lifecycle_stage: "active",
+        last_update_time: now,
+        tags: Object.fromEntries(experiment.tags.map((t) => [t.key, t.value]))
+      }))
+      // As MLflow does, every deleted run of the experiment comes back with it.
+      const runs = yield* runsIn(target)
+      yield* Effect.forEach(
+        runs.filter((r) => r.info.lifecycleStage === "deleted"),
+        (r) =>
+          updateMeta(
+            path.join(target.dir, r.runId),
+            (meta) => withoutKey({ ...meta, lifecycle_stage: "active" }, "deleted_time")
+          ),
+        { discard: true }
+      )
+    })
+
+    const searchExperiments = (options: SearchExperimentsOptions = {}) =>
+      Stream.unwrap(
+        Effect.gen(function*() {
+          const pageSize = yield* checkPageSize(options.pageSize ?? DEFAULT_PAGE_SIZE)
+          const filter = yield* checkFilter(options.filter, EXPERIMENT_ATTRIBUTES)
+          const experiments = (yield* allExperiments(options.viewType)).filter((e) =>
+            viewAdmits(options.viewType, e.lifecycleStage) &&
+            Filter.matches(filter, {
+              tag: (key) => Option.getOrUndefined(e.tag(key)),
+              attribute: (key) => (key === "name" ? e.name : undefined)
+            })
+          )
+          // MLflow's file store order: creation_time DESC, then experiment_id ASC.
+          experiments.sort((a, b) =>
+            (b.creationTime ?? 0) - (a.creationTime ?? 0) || compareStrings(a.experimentId, b.experimentId)
+          )
+          return paged(experiments, pageSize)
+        })
+      ).pipe(Stream.withSpan("MlflowFileStore.searchExperiments"))
+
+    // -- runs -------------------------------------------------------------------------------------------------------
+
+    const runMeta = (info: RunInfo): Meta => ({
+      artifact_uri: info.artifactUri,
+      end_time: info.endTime ?? null,
+      entry_point_name: "",
+      experiment_id: info.experimentId,
+      lifecycle_stage: info.lifecycleStage,
+      run_id: info.runId,
+      run_name: info.runName,
+      run_uuid: info.runId,
+      source_name: "",
+      source_type: SOURCE_TYPE_LOCAL,
+      source_version: "",
+      start_time: info.startTime,
+      status: STATUS_CODES[info.status],
+      tags: [],
+      user_id: info.userId
+    })
+
+    const createRun = Effect.fn("MlflowFileStore.createRun")(function*(options: CreateRunOptions) {
+      const { experiment, loc } = yield* findExperiment(options.experimentId)
+      if (loc.deleted) {
+        return yield* apiError(
+          400,
+          "INVALID_PARAMETER_VALUE",
+          `Could not create run under non-active experiment with ID ${options.experimentId}.`
+        )
+      }
+      const given = lastWins(options.tags ?? [])
+      yield* checkTags(given)
+      const nameTag = given.find((t) => t.key === RUN_NAME_TAG)?.value
+      const requested = options.runName === undefined || options.runName === "" ? undefined : options.runName
+      if (requested !== undefined && nameTag !== undefined && requested !== nameTag) {
+        return yield* new InvalidInput({
+          kind: "RunName",
+          input: requested,
+          reason: `the run name differs from the ${RUN_NAME_TAG} tag '${nameTag}'`
+        })
+      }
+      const runName = requested ?? nameTag ?? randomRunName()
+      const tags = nameTag === undefined ? [...given, { key: RUN_NAME_TAG, value: runName }] : given
+      const runId = newRunId()
+      const info = new RunInfo({
+        runId,
+        experimentId: experiment.experimentId,
+        runName,
+        userId: options.userId ?? "",
+        status: "RUNNING",
+        startTime: options.startTime ?? (yield* Clock.currentTimeMillis),
+        artifactUri: `${experiment.artifactLocation.replace(/\/+$/, "")}/${runId}/artifacts`,
+        lifecycleStage: "active"
+      })
+      // Built whole in a temporary directory of the experiment, then renamed into place.
+      const staged = path.join(loc.dir, LocalArtifacts.tempName())
+      yield* Effect.gen(function*() {
+        yield* confined(loc.dir)
+        for (const folder of RUN_FOLDERS) yield* mkdir(path.join(staged, folder))
+        yield* writeTags(path.join(staged, TAGS), tags)
+        yield* writeYaml(path.join(staged, META), runMeta(info))
+        const target = path.join(loc.dir, runId)
+        yield* fs.rename(staged, target).pipe(Effect.mapError(storage(target)))
+      }).pipe(Effect.onError(() => removeQuietly(staged)))
+      runIndex.set(runId, experiment.experimentId)
+      return new Run({ info, tags: [...tags].sort((a, b) => compareStrings(a.key, b.key)).map((t) => new EntityTag(t)) })
+    })
+
+    const getRun = Effect.fn("MlflowFileStore.getRun")(function*(runId: string) {
+      return (yield* findRun(runId)).run
+    })
+
+    const searchRuns = (options: SearchRunsOptions) =>
+      Stream.unwrap(
+        Effect.gen(function*() {
+          const pageSize = yield* checkPageSize(options.pageSize ?? DEFAULT_PAGE_SIZE)
+          const filter = yield* checkFilter(options.filter, RUN_ATTRIBUTES)
+          const order = yield* parseOrderBy(options.orderBy)
+          const runs: Array<Run> = []
+          for (const experimentId of new Set(options.experimentIds)) {
+            const loc = yield* locateExperiment(experimentId)
+            if (loc !== undefined) runs.push(...(yield* runsIn(loc)))
+          }
+          const selected = runs.filter((run) =>
+            viewAdmits(options.viewType, run.info.lifecycleStage) &&
+            Filter.matches(filter, {
+              tag: (key) => Option.getOrUndefined(run.tag(key)),
+              attribute: (key) => {
+                if (!RUN_ATTRIBUTES.has(key)) return undefined
+                const v = runValue(run, { kind: "attribute", key, ascending: true })
+                return v === undefined ? undefined : String(v)
+              }
+            })
+          )
+          selected.sort(runComparator(order))
+          return paged(selected, pageSize)
+        })
+      ).pipe(Stream.withSpan("MlflowFileStore.searchRuns"))
+
+    /** Writes tags on an active run; `mlflow.runName` also renames the run in its meta.yaml, as MLflow does. */
+    const writeRunTags = (
+      runId: string,
+      tags: ReadonlyArray<{ readonly key: string; readonly value: string }>
+    ) =>
+      Effect.gen(function*() {
+        const { loc, run } = yield* findRun(runId)
+        if (run.info.lifecycleStage !== "active") return yield* notActiveRun(runId)
+        yield* confined(loc.dir)
+        yield* writeTags(path.join(loc.dir, TAGS), tags)
+        const name = [...tags].reverse().find((t) => t.key === RUN_NAME_TAG)
+        if (name !== undefined) yield* updateMeta(loc.dir, (meta) => ({ ...meta, run_name: name.value }))
+      })
+
+    const setTag = Effect.fn("MlflowFileStore.setTag")(function*(runId: string, key: string, value: string) {
+      if ((yield* locateRun(runId)) === undefined) return yield* new NotFound({ entity: "run", key: runId })
+      yield* checkTags([{ key, value }])
+      yield* writeRunTags(runId, [{ key, value }])
+    })
+
+    const setTags = Effect.fn("MlflowFileStore.setTags")(function*(
+      runId: string,
+      tags: ReadonlyArray<{ readonly key: string; readonly value: string }>
+    ) {
+      if (tags.length === 0) return
+      // Every key is checked before any file is written, so a rejected call changes nothing.
+      yield* checkTags(tags)
+      yield* writeRunTags(runId, lastWins(tags))
+    })
+
+    const deleteRun = Effect.fn("MlflowFileStore.deleteRun")(function*(runId: string) {
+      const { loc } = yield* findRun(runId)
+      const now = yield* Clock.currentTimeMillis
+      yield* updateMeta(loc.dir, (meta) => ({ ...meta, lifecycle_stage: "deleted", deleted_time: now }))
+    })
+
+    const restoreRun = Effect.fn("MlflowFileStore.restoreRun")(function*(runId: string) {
+      const { loc } = yield* findRun(runId)
+      yield* updateMeta(loc.dir, (meta) => withoutKey({ ...meta, lifecycle_stage: "active" }, "deleted_time"))
+    })
+
+    const updateRun = Effect.fn("MlflowFileStore.updateRun")(function*(runId: string, options: UpdateRunOptions) {
+      const { loc, run } = yield* findRun(runId)
+      if (run.info.lifecycleStage !== "active") return yield* notActiveRun(runId)
+      const runName = options.runName === undefined || options.runName === "" ? undefined : options.runName
+      if (runName !== undefined) {
+        yield* confined(loc.dir)
+        yield* writeTags(path.join(loc.dir, TAGS), [{ key: RUN_NAME_TAG, value: runName }])
+      }
+      yield* updateMeta(loc.dir, (meta) => ({
+        ...meta,
+        ...(options.status === undefined ? {} : { status: STATUS_CODES[options.status] }),
+        ...(options.endTime === undefined ? {} : { end_time: options.endTime }),
+        ...(runName === undefined ? {} : { run_name: runName })
+      }))
+      const updated = yield* findRun(runId)
+      return updated.run.info
+    })
+
+    // -- artifacts --------------------------------------------------------------------------------------------------
+
+    /**
+     * The artifact directory of a run: its recorded `file:` location when that is inside the store and exists,
+     * else `<run dir>/artifacts` (a copied store, or an experiment in `.trash/`).
+     */
+    const artifactDir = (run: ArtifactRoot): Effect.Effect<string, NotFound | InvalidInput | MlflowFailure> =>
+      Effect.gen(function*() {
+        const recorded = path.resolve(yield* LocalArtifacts.fileUriToPath(run.artifactUri))
+        if (inside(root, recorded)) {
+          const real = yield* confined(recorded)
+          if (real !== undefined) return real
+        }
+        const loc = yield* locateRun(run.runId)
+        if (loc === undefined) return yield* new NotFound({ entity: "run", key: run.runId })
+        const dir = yield* confined(loc.dir)
+        if (dir === undefined) return yield* new NotFound({ entity: "run", key: run.runId })
+        const artifactsDir = path.join(dir, "artifacts")
+        yield* confined(artifactsDir)
+        return artifactsDir
+      })
+
+    const runNotFound = (e: NotFound) =>
+      apiError(404, "RESOURCE_DOES_NOT_EXIST", `Run '${e.key}' not found`)
+
+    const uploadArtifact = <E = never>(
+      run: ArtifactRoot,
+      artifactPath: string,
+      source: ArtifactSource<E>
+    ): Effect.Effect<void, E | InvalidInput | MlflowFailure> =>
+      Effect.gen(function*() {
+        yield* LocalArtifacts.validatePath(artifactPath)
+        const dir = yield* artifactDir(run).pipe(Effect.catchTag("NotFound", (e) => Effect.fail(runNotFound(e))))
+        yield* artifacts.upload(dir, artifactPath, source)
+      }).pipe(Effect.withSpan("MlflowFileStore.uploadArtifact", { attributes: { path: artifactPath } }))
+
+    const downloadArtifact = (run: ArtifactRoot, artifactPath: string) =>
+      Stream.unwrap(
+        Effect.gen(function*() {
+          yield* LocalArtifacts.validatePath(artifactPath)
+          const dir = yield* artifactDir(run)
+          return artifacts.download(dir, artifactPath)
+        })
+      ).pipe(Stream.withSpan("MlflowFileStore.downloadArtifact", { attributes: { path: artifactPath } }))
+
+    const listArtifacts = (
+      run: ArtifactRoot,
+      artifactPath?: string
+    ): Effect.Effect<ReadonlyArray<FileInfo>, InvalidInput | MlflowFailure> =>
+      Effect.gen(function*() {
+        if (artifactPath !== undefined && artifactPath !== "") yield* LocalArtifacts.validatePath(artifactPath)
+        const dir = yield* artifactDir(run).pipe(Effect.catchTag("NotFound", (e) => Effect.fail(runNotFound(e))))
+        return yield* artifacts.list(dir, artifactPath)
+      }).pipe(Effect.withSpan("MlflowFileStore.listArtifacts", { attributes: { path: artifactPath ?? "" } }))
+
+    return Mlflow.of({
+      getExperiment,
+      getExperimentByName,
+      createExperiment,
+      deleteExperiment,
+      restoreExperiment,
+      searchExperiments,
+      createRun,
+      getRun,
+      searchRuns,
+      setTag,
+      setTags,
+      deleteRun,
+      restoreRun,
+      updateRun,
+      uploadArtifact,
+      downloadArtifact,
+      listArtifacts
+    })
+  })
+
+/** The Mlflow service over an `mlruns/` directory; the application provides the platform (`NodeContext.layer`). */
+export const layer = (
+  options: MlflowFileStoreOptions
+): Layer.Layer<Mlflow, StorageError, FileSystem.FileSystem | Path.Path> => Layer.effect(Mlflow, make(options))
