@@ -505,9 +505,9 @@ const newRunId = (): string => randomUUID().replace(/-/g, "")
 
 /** Builds a store; `mlflow` and the handle share it. */
 export const make = (options: MlflowMemoryOptions = {}): Effect.Effect<MlflowMemoryHandle.Service> =>
-  Effect.sync(() => makeUnsafe(options))
+  Effect.map(Clock.currentTimeMillis, (now) => makeUnsafe(options, now))
 
-const makeUnsafe = (config: MlflowMemoryOptions): MlflowMemoryHandle.Service => {
+const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemoryHandle.Service => {
   const experiments = new Map<string, ExperimentRecord>()
   const runs = new Map<string, RunRecord>()
   /** Full location (`<root key>/<path>`) → bytes. */
@@ -530,7 +530,7 @@ const makeUnsafe = (config: MlflowMemoryOptions): MlflowMemoryHandle.Service => 
       seq: seq++
     })
   }
-  addDefault(Date.now())
+  addDefault(createdAt)
 
   // -- faults -------------------------------------------------------------------------------------------------------
 
