@@ -1,0 +1,737 @@
+/**
+ * MlflowRegistry: the Registry service on an MLflow tracking server (any Mlflow layer), in ForML's wire layout
+ * (see layout.ts), with cached get-or-create, converging races, sha256 integrity tags and typed errors.
+ */
+import { FileSystem, Path } from "@effect/platform"
+import type { PlatformError } from "@effect/platform/Error"
+import { Array as Arr, Cache, Chunk, Clock, Data, Duration, Effect, Either, Equal, Layer, Option, Scope, Stream } from "effect"
+import { globalValue } from "effect/GlobalValue"
+import { createHash } from "node:crypto"
+import { v4 } from "uuid"
+import { GenerationKey } from "../asset/GenerationKey.js"
+import { Package } from "../asset/Package.js"
+import { ProjectKey } from "../asset/ProjectKey.js"
+import { ReleaseKey } from "../asset/ReleaseKey.js"
+import type { StateId } from "../asset/StateId.js"
+import { Tag } from "../asset/Tag.js"
+import { Empty, IntegrityError, InvalidInput, MlflowApiError, NotFound, StorageError } from "../errors.js"
+import type { MlflowFailure } from "../errors.js"
+import * as Filter from "../mlflow/Filter.js"
+import { concatBytes, EntityTag, Mlflow, Run, RunInfo } from "../mlflow/Mlflow.js"
+import type { ArtifactRoot, ViewType } from "../mlflow/Mlflow.js"
+import * as Layout from "./layout.js"
+import { Registry } from "./Registry.js"
+
+export interface MlflowRegistryOptions {
+  /** The virtual repository: experiments are named `<project>@<repoid>`; "" (the default) is the plain namespace. */
+  readonly repoid?: string | undefined
+  /**
+   * Where pulled packages and mounted releases go (a directory shared by runner nodes, as in ForML). Default: a
+   * temporary directory removed when the layer is released. A given directory is created if missing, never removed.
+   */
+  readonly staging?: string | undefined
+  /**
+   * The `forml.session` tag of this instance's training runs. Default: a fresh uuid4, so no other instance shares
+   * it. Passing the session of an earlier instance resumes its unfinished training (its states can be closed).
+   */
+  readonly session?: string | undefined
+  /** How many searches one listing may run at once. Default 4. */
+  readonly concurrency?: number | undefined
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------------------------------------------
+
+// Cache keys: Data tuples compare by value, and ReleaseKey's Equal makes `1.0` and `1.0.0` one key.
+type ReleaseRef = readonly [ProjectKey, ReleaseKey]
+type GenerationRef = readonly [ProjectKey, ReleaseKey, GenerationKey]
+
+const releaseRef = (project: ProjectKey, release: ReleaseKey): ReleaseRef => Data.tuple(project, release)
+const generationRef = (project: ProjectKey, release: ReleaseKey, generation: GenerationKey): GenerationRef =>
+  Data.tuple(project, release, generation)
+
+interface ExperimentRef {
+  readonly id: string
+  readonly name: string
+}
+
+/** The runs of one release: every active duplicate a race left, canonical first. */
+interface ReleaseRuns {
+  readonly experiment: ExperimentRef
+  readonly canonical: Run
+  readonly all: ReadonlyArray<Run>
+}
+
+/** The training in progress of this instance under one release: its run and the sha256 of every state written. */
+interface Unbound {
+  readonly run: Run
+  readonly states: Map<string, string | undefined>
+}
+
+/** A per-instance memo over effect's Cache: concurrent callers share one lookup; a failure is not kept. */
+interface Memo<K, A, E> {
+  readonly get: (key: K) => Effect.Effect<A, E>
+  /** The value and whether this call computed it (false: it was cached or computed by a concurrent caller). */
+  readonly getFresh: (key: K) => Effect.Effect<readonly [A, boolean], E>
+  readonly peek: (key: K) => Effect.Effect<Option.Option<A>>
+  readonly set: (key: K, value: A) => Effect.Effect<void>
+  readonly invalidate: (key: K) => Effect.Effect<void>
+}
+
+const memo = <K, A, E>(lookup: (key: K) => Effect.Effect<A, E>): Effect.Effect<Memo<K, A, E>> =>
+  Effect.map(
+    Cache.make<K, A, E>({ capacity: Number.MAX_SAFE_INTEGER, timeToLive: Duration.infinity, lookup }),
+    (cache) => {
+      // effect's Cache keeps failures like values; dropping the entry makes the next caller look again.
+      const forget = (key: K) => <X>(self: Effect.Effect<X, E>) => Effect.tapError(self, () => cache.invalidate(key))
+      return {
+        get: (key) => forget(key)(cache.get(key)),
+        getFresh: (key) =>
+          forget(key)(Effect.map(cache.getEither(key), (e) => [Either.merge(e), Either.isRight(e)] as const)),
+        peek: (key) => cache.getOptionComplete(key),
+        set: (key, value) => cache.set(key, value),
+        invalidate: (key) => cache.invalidate(key)
+      }
+    }
+  )
+
+const training = (run: Run): Unbound => ({ run, states: new Map() })
+
+const sha256 = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex")
+
+const utf8 = new TextEncoder()
+
+/** The bytes of `stream`, failing at the end with IntegrityError when their sha256 differs from `expected`. */
+const verified = <E>(
+  stream: Stream.Stream<Uint8Array, E>,
+  artifact: string,
+  expected: Option.Option<string>
+): Stream.Stream<Uint8Array, E | IntegrityError> => {
+  if (Option.isNone(expected)) return stream
+  return Stream.suspend(() => {
+    const hash = createHash("sha256")
+    return stream.pipe(
+      Stream.map((chunk) => {
+        hash.update(chunk)
+        return chunk
+      }),
+      Stream.concat(Stream.suspend(() => {
+        const actual = hash.digest("hex")
+        return actual === expected.value.toLowerCase()
+          ? Stream.empty
+          : Stream.fail(new IntegrityError({ artifact, expected: expected.value, actual }))
+      }))
+    )
+  })
+}
+
+/** A stream that records the sha256 of what went through it each time it runs to its end. */
+const hashing = <E>(stream: Stream.Stream<Uint8Array, E>) => {
+  const digest: { value: string | undefined } = { value: undefined }
+  const source = Stream.suspend(() => {
+    const hash = createHash("sha256")
+    return stream.pipe(
+      Stream.map((chunk) => {
+        hash.update(chunk)
+        return chunk
+      }),
+      Stream.concat(Stream.suspend(() => {
+        digest.value = hash.digest("hex")
+        return Stream.empty
+      }))
+    )
+  })
+  return { source, digest: () => digest.value }
+}
+
+/** A NotFound met where the registry created or just saw the entity: the store changed under us. */
+const vanished = (e: NotFound): MlflowApiError =>
+  new MlflowApiError({ status: 404, errorCode: "RESOURCE_DOES_NOT_EXIST", detail: e.message })
+
+const orVanished = <A, E, R>(self: Effect.Effect<A, E | NotFound, R>): Effect.Effect<A, Exclude<E, NotFound> | MlflowApiError, R> =>
+  Effect.catchIf(self, (e): e is NotFound => e instanceof NotFound, (e) => Effect.fail(vanished(e))) as Effect.Effect<
+    A,
+    Exclude<E, NotFound> | MlflowApiError,
+    R
+  >
+
+const storage = (path: string) => (e: PlatformError): StorageError => new StorageError({ path, reason: e.message })
+
+const withRunUpdate = (run: Run, info: RunInfo, tags: ReadonlyArray<Layout.TagPair>): Run =>
+  new Run({ info, tags: [...run.tags, ...tags.map((t) => new EntityTag(t))] })
+
+// Commit instants are end times that strictly increase within a process, so that two commits in the same
+// millisecond (tests, or trainers sharing a process) still have an order; across processes the clock orders them.
+const lastInstant = globalValue(Symbol.for("forml-mlflow/registry/lastCommitInstant"), () => ({ value: 0 }))
+const commitInstant = Effect.map(Clock.currentTimeMillis, (now) => {
+  lastInstant.value = Math.max(now, lastInstant.value + 1)
+  return lastInstant.value
+})
+
+const isActive = (run: Run): boolean => run.info.lifecycleStage === "active"
+
+const releaseKeyOf = (run: Run): Option.Option<ReleaseKey> =>
+  Option.flatMap(run.tag(Layout.TAG.commit), (v) => Either.getRight(ReleaseKey.parse(v)))
+
+const generationKeyOf = (run: Run): Option.Option<GenerationKey> =>
+  Option.flatMap(run.tag(Layout.TAG.commit), (v) => Either.getRight(GenerationKey.parse(v)))
+
+/** The release runs for `release` (by PEP 440 equality, so `1.0` finds `1.0.0`), canonical first. */
+const runsOf = (runs: ReadonlyArray<Run>, release: ReleaseKey): ReadonlyArray<Run> =>
+  Arr.sort(runs.filter((r) => Option.exists(releaseKeyOf(r), (k) => Equal.equals(k, release))), Layout.byStart)
+
+const releaseName = (project: ProjectKey, release: ReleaseKey): string => `${project}-${release}`
+
+// ---------------------------------------------------------------------------------------------------------------
+// The registry
+// ---------------------------------------------------------------------------------------------------------------
+
+/** A Registry over the Mlflow service in scope; resources (the default staging directory) live in the Scope. */
+export const make = (
+  options: MlflowRegistryOptions = {}
+): Effect.Effect<Registry.Service, never, Mlflow | FileSystem.FileSystem | Path.Path | Scope.Scope> =>
+  Effect.gen(function*() {
+    const mlflow = yield* Mlflow
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const layerScope = yield* Effect.scope
+    const repoid = options.repoid ?? ""
+    const sessionGiven = options.session !== undefined
+    const session = options.session ?? v4()
+    const concurrency = Math.max(1, Math.floor(options.concurrency ?? 4))
+
+    // The repoid and the session are the only free text in this instance's filters: a value MLflow cannot quote is
+    // reported by every operation before anything is sent.
+    const ready: Effect.Effect<void, InvalidInput> = Either.match(
+      Either.all([
+        Filter.validate(Layout.releaseRuns(repoid)),
+        Filter.validate(Layout.sessionRuns(repoid, "run", session))
+      ]),
+      { onLeft: (e) => Effect.fail(e), onRight: () => Effect.void }
+    )
+
+    const searchAll = (
+      experimentIds: ReadonlyArray<string>,
+      filter: Filter.Filter,
+      viewType: ViewType = "ACTIVE_ONLY"
+    ): Effect.Effect<ReadonlyArray<Run>, InvalidInput | MlflowFailure> =>
+      Effect.map(Stream.runCollect(mlflow.searchRuns({ experimentIds, filter, viewType })), Chunk.toReadonlyArray)
+
+    const now = Clock.currentTimeMillis
+
+    // -- experiments (projects) -------------------------------------------------------------------------------------
+
+    const projectNotFound = (project: ProjectKey) =>
+      new NotFound({ entity: "project", key: Layout.experimentName(project, repoid) })
+
+    const experiments = yield* memo((project: ProjectKey) =>
+      mlflow.getExperimentByName(Layout.experimentName(project, repoid)).pipe(
+        Effect.catchTag("NotFound", () => Effect.fail(projectNotFound(project))),
+        Effect.flatMap((e) =>
+          e.lifecycleStage === "active"
+            ? Effect.succeed<ExperimentRef>({ id: e.experimentId, name: e.name })
+            : Effect.fail(projectNotFound(project))
+        )
+      )
+    )
+
+    /** Get-or-create of a project's experiment (restoring a deleted one); true when this call created it. */
+    const createdExperiments = yield* memo((project: ProjectKey) =>
+      Effect.gen(function*() {
+        const name = Layout.experimentName(project, repoid)
+        const adopt = (e: { readonly experimentId: string; readonly lifecycleStage: string }) =>
+          Effect.gen(function*() {
+            if (e.lifecycleStage !== "active") {
+              yield* orVanished(mlflow.restoreExperiment(e.experimentId))
+            }
+            const ref: ExperimentRef = { id: e.experimentId, name }
+            yield* experiments.set(project, ref)
+            return [ref, false] as const
+          })
+        const existing = yield* mlflow.getExperimentByName(name).pipe(
+          Effect.map(Option.some),
+          Effect.catchTag("NotFound", () => Effect.succeedNone)
+        )
+        if (Option.isSome(existing)) return yield* adopt(existing.value)
+        const created = yield* mlflow.createExperiment(name).pipe(
+          Effect.map(Option.some),
+          Effect.catchTag("AlreadyExists", () => Effect.succeedNone)
+        )
+        if (Option.isNone(created)) {
+          // another writer created it between our look-up and our create
+          return yield* adopt(yield* orVanished(mlflow.getExperimentByName(name)))
+        }
+        const ref: ExperimentRef = { id: created.value, name }
+        yield* experiments.set(project, ref)
+        return [ref, true] as const
+      })
+    )
+
+    // -- releases ---------------------------------------------------------------------------------------------------
+
+    const releaseNotFound = (project: ProjectKey, release: ReleaseKey) =>
+      new NotFound({ entity: "release", key: releaseName(project, release) })
+
+    const releases = yield* memo((ref: ReleaseRef) =>
+      Effect.gen(function*() {
+        const [project, release] = ref
+        const experiment = yield* experiments.get(project)
+        const found = runsOf(yield* searchAll([experiment.id], Layout.releaseRuns(repoid)), release)
+        if (!Arr.isNonEmptyReadonlyArray(found)) return yield* releaseNotFound(project, release)
+        const value: ReleaseRuns = { experiment, canonical: found[0], all: found }
+        return value
+      })
+    )
+
+    /**
+     * Get-or-create of a release run. After creating, the runs are searched again: when a racing writer's run is
+     * canonical, ours (still empty) is deleted and theirs used, so every writer ends on the same run.
+     */
+    const createdReleases = yield* memo((ref: ReleaseRef) =>
+      Effect.gen(function*() {
+        const [project, release] = ref
+        const [[experiment, created], computed] = yield* createdExperiments.getFresh(project)
+        let restored = false
+        // an experiment this very call created holds no run yet: skip the search (the check after creating runs)
+        if (!(created && computed)) {
+          const runs = runsOf(yield* searchAll([experiment.id], Layout.releaseRuns(repoid), "ALL"), release)
+          const active = runs.filter(isActive)
+          if (Arr.isNonEmptyReadonlyArray(active)) {
+            const value: ReleaseRuns = { experiment, canonical: active[0], all: active }
+            yield* releases.set(ref, value)
+            return value
+          }
+          if (Arr.isNonEmptyReadonlyArray(runs)) {
+            yield* orVanished(mlflow.restoreRun(runs[0].runId))
+            restored = true
+          }
+        }
+        const own = restored ? Option.none<Run>() : Option.some(
+          yield* orVanished(mlflow.createRun({
+            experimentId: experiment.id,
+            userId: Layout.USER_ID,
+            startTime: yield* now,
+            tags: Layout.releaseTags(repoid, release.toString())
+          }))
+        )
+        const value = yield* converge(experiment, release, own)
+        if (Option.isNone(value)) return yield* Effect.fail(vanished(releaseNotFound(project, release)))
+        yield* releases.set(ref, value.value)
+        return value.value
+      })
+    )
+
+    /** The active runs of a release after a create or restore; our own duplicate is deleted if it is not canonical. */
+    const converge = (experiment: ExperimentRef, release: ReleaseKey, own: Option.Option<Run>) =>
+      Effect.gen(function*() {
+        let after = runsOf(yield* searchAll([experiment.id], Layout.releaseRuns(repoid)), release)
+        if (Option.isSome(own) && after.length > 0 && after[0]!.runId !== own.value.runId) {
+          yield* Effect.ignore(mlflow.deleteRun(own.value.runId))
+          after = after.filter((r) => r.runId !== own.value.runId)
+        }
+        if (!Arr.isNonEmptyReadonlyArray(after)) {
+          return Option.map(own, (run): ReleaseRuns => ({ experiment, canonical: run, all: [run] }))
+        }
+        return Option.some<ReleaseRuns>({ experiment, canonical: after[0], all: after })
+      })
+
+    // -- generations --------------------------------------------------------------------------------------------
+
+    const generationNotFound = (project: ProjectKey, release: ReleaseKey, generation: GenerationKey) =>
+      new NotFound({ entity: "generation", key: `${releaseName(project, release)}#${generation}` })
+
+    /** The runs committed as `generation` under every run of the release (a race may have left two release runs). */
+    const committedAt = (rel: ReleaseRuns, generation: GenerationKey) =>
+      Effect.map(
+        Effect.forEach(
+          rel.all,
+          (parent) => searchAll([rel.experiment.id], Layout.committedRuns(repoid, parent.runId, generation)),
+          { concurrency }
+        ),
+        (found) => Arr.sort(found.flat(), Layout.byCommit)
+      )
+
+    /** Every committed generation run of the release, by number. */
+    const committedRuns = (rel: ReleaseRuns) =>
+      Effect.map(
+        Effect.forEach(
+          rel.all,
+          (parent) => searchAll([rel.experiment.id], Layout.generationRuns(repoid, parent.runId)),
+          { concurrency }
+        ),
+        (found) => {
+          const byNumber = new Map<GenerationKey, Array<Run>>()
+          for (const run of found.flat()) {
+            const key = generationKeyOf(run)
+            if (Option.isNone(key)) continue // unbound (training in progress) or not ForML's
+            const list = byNumber.get(key.value)
+            if (list === undefined) byNumber.set(key.value, [run])
+            else list.push(run)
+          }
+          return byNumber
+        }
+      )
+
+    const generationsMemo = yield* memo((ref: GenerationRef) =>
+      Effect.gen(function*() {
+        const [project, release, generation] = ref
+        const rel = yield* releases.get(releaseRef(project, release))
+        const holders = yield* committedAt(rel, generation)
+        if (!Arr.isNonEmptyReadonlyArray(holders)) return yield* generationNotFound(project, release, generation)
+        return holders[0]
+      })
+    )
+
+    /** The run that holds a committed generation; kept for good only once its number is settled. */
+    const generationRun = (project: ProjectKey, release: ReleaseKey, generation: GenerationKey) => {
+      const ref = generationRef(project, release, generation)
+      return Effect.tap(
+        generationsMemo.get(ref),
+        (run) => (Layout.isSettled(run) ? Effect.void : generationsMemo.invalidate(ref))
+      )
+    }
+
+    // -- training (unbound generation runs) -------------------------------------------------------------------------
+
+    /** The uncommitted runs of this session under the release, canonical first. */
+    const sessionRuns = (rel: ReleaseRuns) =>
+      Effect.map(
+        searchAll([rel.experiment.id], Layout.sessionRuns(repoid, rel.canonical.runId, session)),
+        (runs) => Arr.sort(runs.filter((r) => !Layout.isCommitted(r)), Layout.byStart)
+      )
+
+    const unbound = yield* memo((ref: ReleaseRef) =>
+      Effect.gen(function*() {
+        const rel = yield* releases.get(ref)
+        if (sessionGiven) {
+          // a given session may be shared (resumed training, or several instances): join its run
+          const existing = yield* sessionRuns(rel)
+          if (Arr.isNonEmptyReadonlyArray(existing)) return training(existing[0])
+        }
+        const run = yield* mlflow.createRun({
+          experimentId: rel.experiment.id,
+          userId: Layout.USER_ID,
+          startTime: yield* now,
+          tags: Layout.generationTags(repoid, rel.canonical.runId, session)
+        })
+        if (sessionGiven) {
+          const after = yield* sessionRuns(rel)
+          if (Arr.isNonEmptyReadonlyArray(after) && after[0].runId !== run.runId) {
+            yield* Effect.ignore(mlflow.deleteRun(run.runId))
+            return training(after[0])
+          }
+        }
+        return training(run)
+      })
+    )
+
+    // -- staging ----------------------------------------------------------------------------------------------------
+
+    const stagingRoot = yield* memo((_: "root") =>
+      options.staging !== undefined
+        ? Effect.as(
+          Effect.mapError(fs.makeDirectory(options.staging, { recursive: true }), storage(options.staging)),
+          path.resolve(options.staging)
+        )
+        : fs.makeTempDirectoryScoped({ prefix: "forml-mlflow-" }).pipe(
+          Effect.mapError(storage("temporary staging directory")),
+          Scope.extend(layerScope)
+        )
+    )
+
+    /** A fresh path (not yet created) under the staging directory. */
+    const stagingPath = Effect.map(stagingRoot.get("root"), (root) => path.join(root, v4()))
+
+    const makeDirectory = (dir: string) => Effect.mapError(fs.makeDirectory(dir, { recursive: true }), storage(dir))
+
+    // -- artifacts --------------------------------------------------------------------------------------------------
+
+    /** Uploads bytes or a stream and returns their sha256 (computed on the way). */
+    const upload = <E>(
+      root: ArtifactRoot,
+      name: string,
+      data: Uint8Array | Stream.Stream<Uint8Array, E>
+    ): Effect.Effect<Option.Option<string>, E | InvalidInput | MlflowFailure> => {
+      if (data instanceof Uint8Array) return Effect.as(mlflow.uploadArtifact(root, name, data), Option.some(sha256(data)))
+      const hashed = hashing(data)
+      return Effect.map(mlflow.uploadArtifact(root, name, hashed.source), () => Option.fromNullable(hashed.digest()))
+    }
+
+    /** An artifact of a run, verified against its `forml.sha256.<name>` tag when the run has one. */
+    const download = (run: Run, name: string) =>
+      verified(mlflow.downloadArtifact(run.info, name), name, run.tag(Layout.sha256Tag(name)))
+
+    // -- the operations ---------------------------------------------------------------------------------------------
+
+    const projects: Registry.Service["projects"] = Stream.unwrap(
+      Effect.gen(function*() {
+        yield* ready
+        const all = yield* Stream.runCollect(mlflow.searchExperiments({ viewType: "ACTIVE_ONLY" }))
+        const candidates = Arr.filterMap(Chunk.toReadonlyArray(all), (e) =>
+          Option.map(Layout.projectOf(e.name, repoid), (project) => ({ project, experiment: e })))
+        // a project is an experiment of this repository holding a release run: Default, `my-exp` and any other
+        // experiment that merely looks like a project name are skipped
+        const holders = new Set<string>()
+        yield* Effect.forEach(
+          Arr.chunksOf(candidates, 100),
+          (chunk) =>
+            Effect.map(
+              searchAll(chunk.map((c) => c.experiment.experimentId), Layout.releaseRuns(repoid)),
+              (runs) => {
+                for (const run of runs) if (Option.isSome(releaseKeyOf(run))) holders.add(run.info.experimentId)
+              }
+            ),
+          { concurrency, discard: true }
+        )
+        const found = candidates.filter((c) => holders.has(c.experiment.experimentId))
+        yield* Effect.forEach(
+          found,
+          (c) => experiments.set(c.project, { id: c.experiment.experimentId, name: c.experiment.name }),
+          { discard: true }
+        )
+        return Stream.fromIterable(found.map((c) => c.project))
+      })
+    ).pipe(Stream.withSpan("MlflowRegistry.projects"))
+
+    const listReleases: Registry.Service["releases"] = (project) =>
+      Stream.unwrap(
+        Effect.gen(function*() {
+          yield* ready
+          const experiment = yield* experiments.get(project)
+          const runs = yield* searchAll([experiment.id], Layout.releaseRuns(repoid))
+          // one key per PEP 440 version, as its canonical run spells it (`1.0` and `1.0.0` are one release)
+          const keys: Array<ReleaseKey> = []
+          for (const run of Arr.sort(runs, Layout.byStart)) {
+            const key = releaseKeyOf(run)
+            if (Option.isNone(key) || keys.some((k) => Equal.equals(k, key.value))) continue
+            keys.push(key.value)
+            const all = runsOf(runs, key.value)
+            yield* releases.set(releaseRef(project, key.value), { experiment, canonical: all[0]!, all })
+          }
+          return Stream.fromIterable(Arr.sort(keys, ReleaseKey.Order))
+        })
+      ).pipe(Stream.withSpan("MlflowRegistry.releases"))
+
+    const listGenerations: Registry.Service["generations"] = (project, release) =>
+      Stream.unwrap(
+        Effect.gen(function*() {
+          yield* ready
+          const rel = yield* releases.get(releaseRef(project, release))
+          const byNumber = yield* committedRuns(rel)
+          for (const [generation, runs] of byNumber) {
+            const winner = Arr.sort(runs, Layout.byCommit)[0]!
+            if (Layout.isSettled(winner)) yield* generationsMemo.set(generationRef(project, release, generation), winner)
+          }
+          return Stream.fromIterable(Arr.sort([...byNumber.keys()], GenerationKey.Order))
+        })
+      ).pipe(Stream.withSpan("MlflowRegistry.generations"))
+
+    const push: Registry.Service["push"] = Effect.fn("MlflowRegistry.push")(function*(pkg) {
+      yield* ready
+      const project = yield* ProjectKey.parse(pkg.manifest.name)
+      const release = pkg.manifest.version
+      yield* Effect.scoped(Effect.gen(function*() {
+        // a directory package is zipped into a scratch directory that goes away with the push
+        const scratch = yield* stagingPath
+        yield* Effect.acquireRelease(makeDirectory(scratch), () =>
+          Effect.ignore(fs.remove(scratch, { recursive: true })))
+        const zip = yield* Effect.provideService(Package.toZip(pkg, scratch), FileSystem.FileSystem, fs)
+        const run = (yield* createdReleases.get(releaseRef(project, release))).canonical
+        const source = Stream.mapError(fs.stream(zip), storage(zip))
+        const digest = yield* upload(run.info, Layout.ARTIFACT.package, source)
+        if (Option.isSome(digest)) {
+          yield* orVanished(
+            mlflow.setTags(run.runId, [{ key: Layout.sha256Tag(Layout.ARTIFACT.package), value: digest.value }])
+          )
+        }
+      }))
+    })
+
+    const pull: Registry.Service["pull"] = Effect.fn("MlflowRegistry.pull")(function*(project, release) {
+      yield* ready
+      const rel = yield* releases.get(releaseRef(project, release))
+      // the run is read afresh: a push of the same version since may have replaced the package and its sha256 tag
+      const run = yield* Effect.catchTag(
+        mlflow.getRun(rel.canonical.runId),
+        "NotFound",
+        () => Effect.fail(releaseNotFound(project, release))
+      )
+      const dir = yield* stagingPath
+      yield* makeDirectory(dir)
+      const target = path.join(dir, Layout.ARTIFACT.package)
+      yield* download(run, Layout.ARTIFACT.package).pipe(
+        Stream.catchTag("NotFound", () =>
+          Stream.fail(new NotFound({ entity: "package", key: releaseName(project, release) }))),
+        Stream.run(fs.sink(target)),
+        Effect.catchTags({ SystemError: storage(target), BadArgument: storage(target) }),
+        Effect.tapError(() => Effect.ignore(fs.remove(dir, { recursive: true })))
+      )
+      return yield* Effect.provideService(Package.open(target), FileSystem.FileSystem, fs)
+    })
+
+    const mount: Registry.Service["mount"] = Effect.fn("MlflowRegistry.mount")(function*(project, release) {
+      const pkg = yield* pull(project, release)
+      const dir = yield* stagingPath
+      yield* Effect.provideService(Package.unpack(pkg.path, dir), FileSystem.FileSystem, fs)
+      return dir
+    })
+
+    const write: Registry.Service["write"] = <E>(
+      project: ProjectKey,
+      release: ReleaseKey,
+      sid: StateId,
+      data: Uint8Array | Stream.Stream<Uint8Array, E>
+    ) =>
+      Effect.gen(function*() {
+        yield* ready
+        const training = yield* unbound.get(releaseRef(project, release))
+        const digest = yield* upload(training.run.info, Layout.ARTIFACT.state(sid), data)
+        training.states.set(sid, Option.getOrUndefined(digest))
+      }).pipe(Effect.withSpan("MlflowRegistry.write"))
+
+    const stateNotFound = (where: string, sid: StateId) => new NotFound({ entity: "state", key: `${where}/${sid}` })
+
+    const readStream: Registry.Service["readStream"] = (project, release, generation, sid) =>
+      Stream.unwrap(
+        Effect.gen(function*() {
+          yield* ready
+          const run = yield* generationRun(project, release, generation)
+          const where = `${releaseName(project, release)}#${generation}`
+          return download(run, Layout.ARTIFACT.state(sid)).pipe(
+            Stream.catchTag("NotFound", () => Stream.fail(stateNotFound(where, sid)))
+          )
+        })
+      ).pipe(Stream.withSpan("MlflowRegistry.readStream"))
+
+    const read: Registry.Service["read"] = (project, release, generation, sid) =>
+      Effect.map(
+        Stream.runCollect(readStream(project, release, generation, sid)),
+        (chunks) => concatBytes(Chunk.toReadonlyArray(chunks))
+      ).pipe(Effect.withSpan("MlflowRegistry.read"))
+
+    const open: Registry.Service["open"] = Effect.fn("MlflowRegistry.open")(function*(project, release, generation) {
+      yield* ready
+      const run = yield* generationRun(project, release, generation)
+      const bytes = yield* download(run, Layout.ARTIFACT.tag).pipe(
+        Stream.runCollect,
+        Effect.map((chunks) => concatBytes(Chunk.toReadonlyArray(chunks))),
+        Effect.catchTag("NotFound", () =>
+          Effect.fail(new Empty({ entity: "tag", key: `${releaseName(project, release)}#${generation}` })))
+      )
+      return yield* Tag.decode(bytes)
+    })
+
+    /** Marks a committed run FINISHED at a fresh commit instant (its rank among runs holding the same number). */
+    const finish = (runId: string) =>
+      Effect.flatMap(commitInstant, (endTime) => mlflow.updateRun(runId, { status: "FINISHED", endTime }))
+
+    /**
+     * After committing `generation`, checks for another run committed with the same number. The run that keeps it is
+     * the first by `Layout.byCommit`; the other moves to the next free number (and checks again). Returns the number
+     * this run holds in the end.
+     */
+    const settle = (rel: ReleaseRuns, own: Run, generation: GenerationKey, finished: RunInfo) =>
+      Effect.gen(function*() {
+        let number = generation
+        let info = finished
+        while (true) {
+          const holders = yield* committedAt(rel, number)
+          if (holders.length === 0 || holders[0]!.runId === own.runId) return [number, info] as const
+          const taken = yield* committedRuns(rel)
+          const next = GenerationKey.next(Arr.reduce([...taken.keys()], number, (a, b) => (b > a ? b : a)))
+          // back to "in progress" first, so that nobody mistakes the move for a settled commit of `next`
+          yield* mlflow.updateRun(own.runId, { status: "RUNNING" })
+          yield* mlflow.setTag(own.runId, Layout.TAG.commit, String(next))
+          info = yield* finish(own.runId)
+          number = next
+        }
+      })
+
+    const close: Registry.Service["close"] = Effect.fn("MlflowRegistry.close")(
+      function*(project, release, generation, tag) {
+        yield* ready
+        if (!Tag.isTrained(tag)) {
+          // ForML's Tag.loads needs [training].timestamp: such a generation could never be opened in ForML
+          return yield* new InvalidInput({
+            kind: "Tag",
+            input: Tag.encode(tag),
+            reason: "a generation tag needs a training timestamp (ForML cannot open one without)"
+          })
+        }
+        const text = Tag.encode(tag)
+        const ref = releaseRef(project, release)
+        const rel = yield* releases.get(ref)
+        const where = `${releaseName(project, release)} (training ${session})`
+        // the training of this instance; a cold instance can only close a tag without states, or resume a session
+        const current = yield* Effect.gen(function*() {
+          const cached = yield* unbound.peek(ref)
+          if (Option.isSome(cached)) return cached.value
+          if (sessionGiven) {
+            const existing = yield* sessionRuns(rel)
+            if (Arr.isNonEmptyReadonlyArray(existing)) {
+              const resumed = training(existing[0])
+              yield* unbound.set(ref, resumed)
+              return resumed
+            }
+          }
+          if (tag.states.length > 0) return yield* stateNotFound(where, tag.states[0]!)
+          return yield* unbound.get(ref)
+        })
+        const { run, states } = current
+        // every state of the tag must be in this run; what this instance did not write itself is listed once
+        const unknown = tag.states.filter((sid) => !states.has(sid))
+        if (unknown.length > 0) {
+          const listed = new Set(
+            (yield* mlflow.listArtifacts(run.info)).filter((f) => !f.isDir).map((f) => f.path)
+          )
+          const missing = unknown.find((sid) => !listed.has(Layout.ARTIFACT.state(sid)))
+          if (missing !== undefined) return yield* stateNotFound(where, missing)
+        }
+        const bytes = utf8.encode(text)
+        yield* mlflow.uploadArtifact(run.info, Layout.ARTIFACT.tag, bytes)
+        const committed: ReadonlyArray<Layout.TagPair> = [
+          ...Arr.filterMap([...states], ([sid, digest]) =>
+            digest === undefined
+              ? Option.none()
+              : Option.some({ key: Layout.sha256Tag(Layout.ARTIFACT.state(sid)), value: digest })),
+          { key: Layout.sha256Tag(Layout.ARTIFACT.tag), value: sha256(bytes) },
+          // the commit tag goes last in the batch: MLflow writes a batch in order (sqlite: in one transaction)
+          { key: Layout.TAG.commit, value: String(generation) }
+        ]
+        yield* mlflow.setTags(run.runId, committed)
+        // committed: whatever happens next, the next write starts a new training
+        return yield* Effect.gen(function*() {
+          const finished = yield* finish(run.runId)
+          const [used, info] = yield* settle(rel, run, generation, finished)
+          // this run now holds `used` for good: later reads of it need no search
+          yield* generationsMemo.set(
+            generationRef(project, release, used),
+            withRunUpdate(run, info, [...committed, { key: Layout.TAG.commit, value: String(used) }])
+          )
+          return used
+        }).pipe(Effect.ensuring(unbound.invalidate(ref)))
+      }
+    )
+
+    return Registry.of({
+      projects,
+      releases: listReleases,
+      generations: listGenerations,
+      push,
+      pull,
+      mount,
+      write,
+      read,
+      readStream,
+      close,
+      open
+    })
+  })
+
+/** The Registry layer over the Mlflow layer in the context (a staging directory lives as long as the layer). */
+export const layer = (
+  options: MlflowRegistryOptions = {}
+): Layer.Layer<Registry, never, Mlflow | FileSystem.FileSystem | Path.Path> => Layer.scoped(Registry, make(options))
+
+export const MlflowRegistry = { make, layer } as const

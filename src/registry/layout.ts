@@ -1,0 +1,134 @@
+/**
+ * How a ForML registry sits on MLflow (DESIGN §2, the wire contract shared with ForML's own provider): experiment
+ * names, run tags, artifact names and search filters, plus the canonical order that makes racing writers converge.
+ */
+import { Option, Order } from "effect"
+import type { ProjectKey as ProjectKeyType } from "../asset/ProjectKey.js"
+import { ProjectKey } from "../asset/ProjectKey.js"
+import * as Filter from "../mlflow/Filter.js"
+import type { Run } from "../mlflow/Mlflow.js"
+
+/** Run tags. `commit` holds the release version on release runs and the number on committed generation runs. */
+export const TAG = {
+  repoid: "forml.repoid",
+  level: "forml.level",
+  session: "forml.session",
+  commit: "mlflow.source.git.commit",
+  parent: "mlflow.parentRunId"
+} as const
+
+export const LEVEL = { release: "release", generation: "generation" } as const
+
+/** Artifact names at the root of a run. */
+export const ARTIFACT = {
+  package: "package.4ml",
+  tag: "tag.toml",
+  state: (sid: string): string => `${sid}.bin`
+} as const
+
+/** What ForML's MLflow client sends as `user_id` when creating runs (it sets none, the client fills "unknown"). */
+export const USER_ID = "unknown"
+
+/** The tag recording an uploaded artifact's sha256 (hex): `forml.sha256.<artifact name>`. */
+export const sha256Tag = (artifact: string): string => `forml.sha256.${artifact}`
+
+// ---------------------------------------------------------------------------------------------------------------
+// Experiment names
+// ---------------------------------------------------------------------------------------------------------------
+
+export const DELIMITER = "@"
+
+/** The experiment of a project: `<project>`, or `<project>@<repoid>` in a virtual repository. */
+export const experimentName = (project: ProjectKeyType, repoid: string): string =>
+  repoid === "" ? project : `${project}${DELIMITER}${repoid}`
+
+/**
+ * The project an experiment name stands for in repository `repoid`, if any. A project name never holds `@`, so the
+ * first `@` splits the name; names of other repositories and names that are not project keys are foreign.
+ */
+export const projectOf = (experiment: string, repoid: string): Option.Option<ProjectKeyType> => {
+  const at = experiment.indexOf(DELIMITER)
+  const project = at < 0 ? experiment : experiment.slice(0, at)
+  const suffix = at < 0 ? "" : experiment.slice(at + 1)
+  if (at >= 0 && suffix === "") return Option.none()
+  if (suffix !== repoid) return Option.none()
+  return ProjectKey.is(project) ? Option.some(project) : Option.none()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tags written on created runs (in ForML's order)
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface TagPair {
+  readonly key: string
+  readonly value: string
+}
+
+export const releaseTags = (repoid: string, version: string): ReadonlyArray<TagPair> => [
+  { key: TAG.repoid, value: repoid },
+  { key: TAG.level, value: LEVEL.release },
+  { key: TAG.commit, value: version }
+]
+
+export const generationTags = (repoid: string, releaseRunId: string, session: string): ReadonlyArray<TagPair> => [
+  { key: TAG.repoid, value: repoid },
+  { key: TAG.level, value: LEVEL.generation },
+  { key: TAG.parent, value: releaseRunId },
+  { key: TAG.session, value: session }
+]
+
+// ---------------------------------------------------------------------------------------------------------------
+// Search filters (always through Filter, so a quote in a value cannot break them)
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Every release run of a repository (in the experiments searched). */
+export const releaseRuns = (repoid: string): Filter.Filter =>
+  Filter.and(Filter.tag(TAG.repoid, repoid), Filter.tag(TAG.level, LEVEL.release))
+
+/** Every generation run (committed or not) under one release run. */
+export const generationRuns = (repoid: string, releaseRunId: string): Filter.Filter =>
+  Filter.and(Filter.tag(TAG.repoid, repoid), Filter.tag(TAG.level, LEVEL.generation), Filter.tag(TAG.parent, releaseRunId))
+
+/** The generation runs committed as number `generation` under one release run. */
+export const committedRuns = (repoid: string, releaseRunId: string, generation: number): Filter.Filter =>
+  Filter.and(...generationRuns(repoid, releaseRunId).clauses, Filter.tag(TAG.commit, String(generation)))
+
+/** The generation runs of one session under one release run (committed ones included: filters cannot say "absent"). */
+export const sessionRuns = (repoid: string, releaseRunId: string, session: string): Filter.Filter =>
+  Filter.and(...generationRuns(repoid, releaseRunId).clauses, Filter.tag(TAG.session, session))
+
+// ---------------------------------------------------------------------------------------------------------------
+// Canonical order
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Which of several runs standing for one entity (duplicates created by a race) is the real one: the earliest start
+ * time, then the smallest run id. Every process computes the same answer from the same runs.
+ */
+export const byStart: Order.Order<Run> = Order.combine(
+  Order.mapInput(Order.number, (r: Run) => r.info.startTime),
+  Order.mapInput(Order.string, (r: Run) => r.info.runId)
+)
+
+export const isCommitted = (run: Run): boolean => Option.isSome(run.tag(TAG.commit))
+
+/**
+ * Which of several committed generation runs holding the same number keeps it. ForML's runs (no `forml.sha256.tag.toml`
+ * tag) come first: ForML never checks, so they are never shadowed. Then runs of this library that are FINISHED, by
+ * end time: the end time is set after the commit tag and before the check, so a run committed after another finished
+ * its check always ends later and loses. Last, runs whose commit is still in progress (not yet FINISHED).
+ */
+export const commitRank = (run: Run): readonly [number, number, string] => {
+  const ours = Option.isSome(run.tag(sha256Tag(ARTIFACT.tag)))
+  if (!ours) return [0, run.info.startTime, run.info.runId]
+  if (run.info.status === "FINISHED" && run.info.endTime !== undefined) return [1, run.info.endTime, run.info.runId]
+  return [2, run.info.startTime, run.info.runId]
+}
+
+export const byCommit: Order.Order<Run> = Order.mapInput(
+  Order.tuple(Order.number, Order.number, Order.string),
+  commitRank
+)
+
+/** Whether a committed run keeps its number for good (it can be cached): ForML's, or ours once FINISHED. */
+export const isSettled = (run: Run): boolean => commitRank(run)[0] < 2
