@@ -977,7 +977,6 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
         for (const a of artifactsOf(r.artifacts)) yield* validateArtifactPath(a.path)
       }
       for (const e of seedExperiments) {
-        for (const [id, old] of experiments) if (old.name === e.name && id !== e.experimentId) experiments.delete(id)
         const previous = experiments.get(e.experimentId)
         experiments.set(e.experimentId, {
           experimentId: e.experimentId,
