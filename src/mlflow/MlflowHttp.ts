@@ -273,7 +273,11 @@ const describeCause = (e: unknown): string => {
 const describeHttpError = (e: HttpClientError): string =>
   e.cause === undefined ? `${e.reason} error` : describeCause(e.cause)
 
-const describeParse = (e: ParseResult.ParseError): string => ParseResult.TreeFormatter.formatErrorSync(e)
+/** The decoding issues on one line: `experiment.experiment_id: Expected string, actual 7`. */
+const describeParse = (e: ParseResult.ParseError): string =>
+  ParseResult.ArrayFormatter.formatErrorSync(e)
+    .map((issue) => `${issue.path.length === 0 ? "reply" : issue.path.join(".")}: ${issue.message.replace(/\s+/g, " ")}`)
+    .join("; ")
 
 // ---------------------------------------------------------------------------------------------------------------
 // The service
@@ -289,6 +293,27 @@ const checkPageSize = (pageSize: number | undefined): Either.Either<number, Inva
   return Number.isInteger(size) && size >= 1 && size <= MAX_PAGE_SIZE
     ? Either.right(size)
     : Either.left(new InvalidInput({ kind: "PageSize", input: String(size), reason: `must be 1..${MAX_PAGE_SIZE}` }))
+}
+
+/**
+ * The attributes a search filter may compare with a quoted value, as the server (and every layer) accepts them:
+ * a numeric attribute needs an unquoted number, which a filter built from clauses never holds.
+ */
+const RUN_ATTRIBUTES: ReadonlySet<string> = new Set(["run_id", "run_name", "status", "user_id", "artifact_uri"])
+const EXPERIMENT_ATTRIBUTES: ReadonlySet<string> = new Set(["name"])
+
+const renderFilter = (
+  filter: Filter.Filter | undefined,
+  attributes: ReadonlySet<string>
+): Either.Either<string, InvalidInput> => {
+  if (filter === undefined) return Either.right("")
+  const bad = filter.clauses.find((c) => c.kind === "attribute" && !attributes.has(c.key))
+  if (bad !== undefined) {
+    return Either.left(
+      new InvalidInput({ kind: "Filter", input: bad.key, reason: `not a searchable attribute (one of ${[...attributes].join(", ")})` })
+    )
+  }
+  return Filter.render(filter)
 }
 
 const checkTags = (
@@ -456,7 +481,7 @@ export const make = (
       const r = yield* call(
         get("experiments/get", { experiment_id: experimentId }),
         Wire.GetExperimentResponse,
-        { entity: "Experiment", key: experimentId }
+        { entity: "experiment", key: experimentId }
       )
       return Wire.toExperiment(r.experiment)
     })
@@ -465,7 +490,7 @@ export const make = (
       const r = yield* call(
         get("experiments/get-by-name", { experiment_name: name }),
         Wire.GetExperimentResponse,
-        { entity: "Experiment", key: name }
+        { entity: "experiment", key: name }
       )
       return Wire.toExperiment(r.experiment)
     })
@@ -481,7 +506,7 @@ export const make = (
       const r = yield* create(
         post("experiments/create", tags.length === 0 ? { name } : { name, tags }),
         Wire.CreateExperimentResponse,
-        { entity: "Experiment", key: name }
+        { entity: "experiment", key: name }
       )
       return r.experiment_id
     })
@@ -489,7 +514,7 @@ export const make = (
     const experimentAction = (action: "delete" | "restore") =>
       Effect.fn(`Mlflow.${action}Experiment`)(function*(experimentId: string) {
         yield* call(post(`experiments/${action}`, { experiment_id: experimentId }), ignore, {
-          entity: "Experiment",
+          entity: "experiment",
           key: experimentId
         })
       })
@@ -497,7 +522,7 @@ export const make = (
     const searchExperiments = (opts: SearchExperimentsOptions = {}) =>
       Stream.unwrap(
         Effect.gen(function*() {
-          const filter = opts.filter === undefined ? "" : yield* Filter.render(opts.filter)
+          const filter = yield* renderFilter(opts.filter, EXPERIMENT_ATTRIBUTES)
           const maxResults = yield* checkPageSize(opts.pageSize)
           const body = {
             max_results: maxResults,
@@ -509,7 +534,7 @@ export const make = (
               call(
                 post("experiments/search", Option.match(token, { onNone: () => body, onSome: (t) => ({ ...body, page_token: t }) })),
                 Wire.SearchExperimentsResponse,
-                { entity: "Experiment", key: filter }
+                { entity: "experiment", key: filter }
               ),
               (r) => [r.experiments.map(Wire.toExperiment), r.next_page_token] as const
             ).pipe(Effect.catchTag("NotFound", unexpected))
@@ -532,20 +557,20 @@ export const make = (
           ...(tags.length === 0 ? {} : { tags })
         }),
         Wire.RunResponse,
-        { entity: "Experiment", key: opts.experimentId }
+        { entity: "experiment", key: opts.experimentId }
       )
       return Wire.toRun(r.run)
     })
 
     const getRun = Effect.fn("Mlflow.getRun")(function*(runId: string) {
-      const r = yield* call(get("runs/get", { run_id: runId }), Wire.RunResponse, { entity: "Run", key: runId })
+      const r = yield* call(get("runs/get", { run_id: runId }), Wire.RunResponse, { entity: "run", key: runId })
       return Wire.toRun(r.run)
     })
 
     const searchRuns = (opts: SearchRunsOptions) =>
       Stream.unwrap(
         Effect.gen(function*() {
-          const filter = opts.filter === undefined ? "" : yield* Filter.render(opts.filter)
+          const filter = yield* renderFilter(opts.filter, RUN_ATTRIBUTES)
           const maxResults = yield* checkPageSize(opts.pageSize)
           if (opts.experimentIds.length === 0) return Stream.empty
           const body = {
@@ -560,7 +585,7 @@ export const make = (
               call(
                 post("runs/search", Option.match(token, { onNone: () => body, onSome: (t) => ({ ...body, page_token: t }) })),
                 Wire.SearchRunsResponse,
-                { entity: "Run", key: filter }
+                { entity: "run", key: filter }
               ),
               (r) => [r.runs.map(Wire.toRun), r.next_page_token] as const
             ).pipe(Effect.catchTag("NotFound", unexpected))
@@ -571,7 +596,7 @@ export const make = (
     const setTag = Effect.fn("Mlflow.setTag")(function*(runId: string, key: string, value: string) {
       yield* checkId("RunId", runId)
       yield* validateTagKey(key)
-      yield* call(post("runs/set-tag", { run_id: runId, key, value }), ignore, { entity: "Run", key: runId })
+      yield* call(post("runs/set-tag", { run_id: runId, key, value }), ignore, { entity: "run", key: runId })
     })
 
     const setTags = Effect.fn("Mlflow.setTags")(function*(
@@ -584,14 +609,14 @@ export const make = (
         yield* call(
           post("runs/log-batch", { run_id: runId, tags: checked.slice(i, i + LOG_BATCH_TAGS) }),
           ignore,
-          { entity: "Run", key: runId }
+          { entity: "run", key: runId }
         )
       }
     })
 
     const runAction = (action: "delete" | "restore") =>
       Effect.fn(`Mlflow.${action}Run`)(function*(runId: string) {
-        yield* call(post(`runs/${action}`, { run_id: runId }), ignore, { entity: "Run", key: runId })
+        yield* call(post(`runs/${action}`, { run_id: runId }), ignore, { entity: "run", key: runId })
       })
 
     const updateRun = Effect.fn("Mlflow.updateRun")(function*(runId: string, opts: UpdateRunOptions) {
@@ -604,7 +629,7 @@ export const make = (
           ...(opts.runName === undefined ? {} : { run_name: opts.runName })
         }),
         Wire.UpdateRunResponse,
-        { entity: "Run", key: runId }
+        { entity: "run", key: runId }
       )
       return Wire.toRunInfo(r.run_info)
     })
@@ -621,7 +646,7 @@ export const make = (
         const location = yield* locate(run)
         if (location._tag === "Local") return yield* local.upload(location.dir, path, source)
         const url = proxyUrl(location, path)
-        const subject = { entity: "Artifact", key: path }
+        const subject = { entity: "artifact", key: path }
         const put = HttpClientRequest.put(url, { acceptJson: true })
         if (source instanceof Uint8Array) {
           yield* withRetries(
@@ -676,7 +701,7 @@ export const make = (
           if (location._tag === "Local") return local.download(location.dir, path) as Bytes
           const request = HttpClientRequest.get(proxyUrl(location, path))
           const response = yield* withRetries(
-            attempt(request, { entity: "Artifact", key: path }, Effect.succeed, { missingArtifact: true })
+            attempt(request, { entity: "artifact", key: path }, Effect.succeed, { missingArtifact: true })
           ).pipe(Effect.catchTag("AlreadyExists", unexpected))
           const bytes: Bytes = response.stream.pipe(
             Stream.mapError((e) => new TransportError({ operation: operationOf(request), reason: describeHttpError(e) }))
@@ -695,7 +720,7 @@ export const make = (
           urlParams: { path: listed },
           acceptJson: true
         })
-        const r = yield* call(request, Wire.ListArtifactsResponse, { entity: "Artifact", key: dir }).pipe(
+        const r = yield* call(request, Wire.ListArtifactsResponse, { entity: "artifact", key: dir }).pipe(
           Effect.catchTag("NotFound", () => Effect.succeed({ files: [] }))
         )
         const prefix = dir === "" ? "" : `${dir}/`

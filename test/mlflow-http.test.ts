@@ -1,0 +1,491 @@
+/**
+ * MlflowHttp: the Mlflow contract against the emulator (and a real server when MLFLOW_TRACKING_URI is set), then
+ * what only the Http layer has: settings, credentials, retries, error mapping by reply, artifact URIs.
+ */
+import { NodeContext, NodeHttpClient } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, ConfigProvider, Effect, Either, Fiber, Layer, Option, Redacted, Stream, TestClock } from "effect"
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { pathToFileURL } from "node:url"
+import { inspect } from "node:util"
+import { downloadBytes, Mlflow } from "../src/mlflow/Mlflow.js"
+import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
+import { mlflowContract } from "./contract/mlflow.js"
+import { type Emulator, type EmulatorOptions, startEmulator } from "./support/emulator.js"
+
+const platform = Layer.merge(NodeHttpClient.layerUndici, NodeContext.layer)
+
+/** The Http layer on a fresh emulator that lives as long as the layer. */
+const onEmulator = (settings: Partial<MlflowHttp.MlflowHttpConfig> = {}, options: EmulatorOptions = {}) =>
+  Layer.unwrapScoped(
+    Effect.map(startEmulator(options), (emulator) => MlflowHttp.layer({ trackingUri: emulator.url, ...settings }))
+  ).pipe(Layer.provide(platform))
+
+mlflowContract("MlflowHttp on the emulator (2.17 sqlite)", onEmulator(), { largeArtifactBytes: 16 * 1024 * 1024 })
+mlflowContract("MlflowHttp on the emulator (3.x)", onEmulator({}, { flavor: "3.x-sqlite" }), {
+  largeArtifactBytes: 1024 * 1024 + 3
+})
+
+const realServer = process.env["MLFLOW_TRACKING_URI"]
+if (realServer !== undefined && realServer !== "") {
+  mlflowContract(`MlflowHttp on ${realServer}`, MlflowHttp.layerConfig().pipe(Layer.provide(platform)), {
+    timeout: 120_000
+  })
+} else {
+  describe.skip("Mlflow contract: MlflowHttp on a real server (skipped: MLFLOW_TRACKING_URI not set)", () => {
+    it("runs the contract against MLFLOW_TRACKING_URI", () => undefined)
+  })
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------------------------
+
+const text = (s: string) => new TextEncoder().encode(s)
+const decode = (b: Uint8Array) => new TextDecoder().decode(b)
+
+/** No waiting between retries, so that retry tests need no clock. */
+const fast: Partial<MlflowHttp.MlflowHttpConfig> = { backoffFactor: 0, backoffJitter: 0 }
+
+/** Runs `body` with a fresh emulator and an Mlflow service on it. */
+const withService = <A, E>(
+  body: (mlflow: Mlflow["Type"], emulator: Emulator) => Effect.Effect<A, E, Mlflow>,
+  settings: Partial<MlflowHttp.MlflowHttpConfig> = fast,
+  options: EmulatorOptions = {}
+) =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const emulator = yield* startEmulator(options)
+      const mlflow = yield* MlflowHttp.make({ trackingUri: emulator.url, ...settings })
+      return yield* Effect.provideService(body(mlflow, emulator), Mlflow, mlflow)
+    })
+  ).pipe(Effect.provide(platform))
+
+const newRun = (mlflow: Mlflow["Type"], name = `exp-${Math.random().toString(36).slice(2)}`) =>
+  Effect.gen(function*() {
+    const experimentId = yield* mlflow.createExperiment(name)
+    return yield* mlflow.createRun({ experimentId, runName: "r" })
+  })
+
+const withConfig = (env: Record<string, string>) =>
+  Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+
+// ---------------------------------------------------------------------------------------------------------------
+// Settings
+// ---------------------------------------------------------------------------------------------------------------
+
+describe("MlflowHttp settings", () => {
+  it.effect("reads MLflow's variables with MLflow's defaults", () =>
+    Effect.gen(function*() {
+      const c = yield* MlflowHttp.config.pipe(withConfig({ MLFLOW_TRACKING_URI: "http://mlflow.example:5000/" }))
+      expect(c).toMatchObject({
+        trackingUri: "http://mlflow.example:5000",
+        insecureTls: false,
+        requestTimeout: 120,
+        maxRetries: 7,
+        backoffFactor: 2,
+        backoffJitter: 1.0
+      })
+      expect(c.username).toBeUndefined()
+      expect(c.token).toBeUndefined()
+      expect(c.serverCertPath).toBeUndefined()
+      const set = yield* MlflowHttp.config.pipe(withConfig({
+        MLFLOW_TRACKING_URI: "https://mlflow.example/prefix",
+        MLFLOW_TRACKING_USERNAME: "alice",
+        MLFLOW_TRACKING_PASSWORD: "s3cret-pw",
+        MLFLOW_TRACKING_TOKEN: "t0ken-value",
+        MLFLOW_TRACKING_INSECURE_TLS: "true",
+        MLFLOW_TRACKING_CLIENT_CERT_PATH: "/etc/client.pem",
+        MLFLOW_HTTP_REQUEST_TIMEOUT: "30",
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES: "2",
+        MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: "0.5",
+        MLFLOW_HTTP_REQUEST_BACKOFF_JITTER: "0"
+      }))
+      expect(set).toMatchObject({
+        trackingUri: "https://mlflow.example/prefix",
+        insecureTls: true,
+        clientCertPath: "/etc/client.pem",
+        requestTimeout: 30,
+        maxRetries: 2,
+        backoffFactor: 0.5,
+        backoffJitter: 0
+      })
+      expect(Redacted.value(set.username!)).toBe("alice")
+      expect(Redacted.value(set.password!)).toBe("s3cret-pw")
+      expect(Redacted.value(set.token!)).toBe("t0ken-value")
+      // secrets never print
+      for (const shown of [String(set), JSON.stringify(set), inspect(set, { depth: 5 }), String(set.password)]) {
+        expect(shown).not.toContain("s3cret-pw")
+        expect(shown).not.toContain("t0ken-value")
+      }
+    }))
+
+  it.effect("moves credentials out of the tracking URI, and refuses a URI that is not http(s)", () =>
+    Effect.gen(function*() {
+      const c = yield* MlflowHttp.config.pipe(withConfig({ MLFLOW_TRACKING_URI: "http://bob:pa%40ss@host:5000" }))
+      expect(c.trackingUri).toBe("http://host:5000")
+      expect(Redacted.value(c.username!)).toBe("bob")
+      expect(Redacted.value(c.password!)).toBe("pa@ss")
+      expect(JSON.stringify(c)).not.toContain("pa@ss")
+      const missing = yield* Effect.flip(MlflowHttp.config.pipe(withConfig({})))
+      expect(String(missing)).toContain("MLFLOW_TRACKING_URI")
+      const file = yield* Effect.flip(MlflowHttp.config.pipe(withConfig({ MLFLOW_TRACKING_URI: "file:///tmp/mlruns" })))
+      expect(String(file)).toContain("http")
+      const both = yield* Effect.flip(MlflowHttp.config.pipe(withConfig({
+        MLFLOW_TRACKING_URI: "https://h",
+        MLFLOW_TRACKING_INSECURE_TLS: "true",
+        MLFLOW_TRACKING_SERVER_CERT_PATH: "/ca.pem"
+      })))
+      expect(String(both)).toContain("cannot both be set")
+      const bad = yield* Effect.flip(MlflowHttp.config.pipe(withConfig({ MLFLOW_TRACKING_URI: "http://h", MLFLOW_HTTP_REQUEST_MAX_RETRIES: "-1" })))
+      expect(String(bad)).toContain("must not be negative")
+    }))
+
+  it.effect("builds undici TLS options from the certificate paths; a missing file is a StorageError", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.promise(() => mkdtemp(join(tmpdir(), "forml-tls-")))
+      yield* Effect.ensuring(
+        Effect.gen(function*() {
+          const ca = join(dir, "ca.pem")
+          const client = join(dir, "client.pem")
+          yield* Effect.promise(() => writeFile(ca, "CA"))
+          yield* Effect.promise(() => writeFile(client, "CERT AND KEY"))
+          const opts = yield* MlflowHttp.tlsOptions({ serverCertPath: ca, clientCertPath: client })
+          const connect = opts.connect as { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized?: boolean }
+          expect(String(connect.ca)).toBe("CA")
+          expect(String(connect.cert)).toBe("CERT AND KEY")
+          expect(String(connect.key)).toBe("CERT AND KEY")
+          expect(connect.rejectUnauthorized).toBeUndefined()
+          const insecure = yield* MlflowHttp.tlsOptions({ insecureTls: true })
+          expect(insecure.connect).toEqual({ rejectUnauthorized: false })
+          const missing = yield* Effect.flip(MlflowHttp.tlsOptions({ serverCertPath: join(dir, "nope.pem") }))
+          expect(missing).toMatchObject({ _tag: "StorageError", path: join(dir, "nope.pem") })
+        }),
+        Effect.promise(() => rm(dir, { recursive: true, force: true }))
+      )
+    }))
+
+  it.effect("layerConfigNode serves requests through its own undici client", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const emulator = yield* startEmulator()
+      const layer = MlflowHttp.layerConfigNode().pipe(Layer.provide(NodeContext.layer))
+      const id = yield* Effect.flatMap(Mlflow, (m) => m.createExperiment("via-config")).pipe(
+        Effect.provide(layer),
+        withConfig({ MLFLOW_TRACKING_URI: emulator.url, MLFLOW_TRACKING_INSECURE_TLS: "true" })
+      )
+      expect((yield* emulator.handle.mlflow.getExperiment(id)).name).toBe("via-config")
+    })))
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// Credentials
+// ---------------------------------------------------------------------------------------------------------------
+
+describe("MlflowHttp credentials", () => {
+  it.effect("sends basic credentials, and they appear in no error", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        yield* mlflow.getExperiment("0")
+        const sent = emulator.requests().at(-1)!.headers["authorization"]
+        expect(sent).toBe(`Basic ${Buffer.from("alice:s3cret-pw").toString("base64")}`)
+        emulator.fault({ status: 401, body: "<html><title>401 Unauthorized</title></html>" })
+        const error = yield* Effect.flip(mlflow.getExperiment("0"))
+        expect(error).toMatchObject({ _tag: "MlflowApiError", status: 401, errorCode: "HTTP_401" })
+        for (const shown of [error.message, String(error), JSON.stringify(error), inspect(error)]) {
+          expect(shown).not.toContain("s3cret-pw")
+          expect(shown).not.toContain(Buffer.from("alice:s3cret-pw").toString("base64"))
+        }
+      }), { ...fast, username: Redacted.make("alice"), password: Redacted.make("s3cret-pw"), token: Redacted.make("ignored") }))
+
+  it.effect("sends a bearer token when no username is set", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        yield* mlflow.getExperiment("0")
+        expect(emulator.requests().at(-1)!.headers["authorization"]).toBe("Bearer t0ken-value")
+        emulator.fault({ reset: true, times: 10 })
+        const error = yield* Effect.flip(mlflow.getExperiment("0"))
+        expect(error._tag).toBe("TransportError")
+        expect(JSON.stringify(error) + error.message).not.toContain("t0ken-value")
+      }), { ...fast, maxRetries: 1, token: Redacted.make("t0ken-value") }))
+
+  it.effect("sends no Authorization header without credentials", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        yield* mlflow.getExperiment("0")
+        expect(emulator.requests().at(-1)!.headers["authorization"]).toBeUndefined()
+      })))
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// Retries
+// ---------------------------------------------------------------------------------------------------------------
+
+describe("MlflowHttp retries", () => {
+  it.effect("retries 503, 429, 502, 504, 408 and a generic 500, then succeeds", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        for (const status of [503, 429, 502, 504, 408, 500]) emulator.fault({ status, match: { path: "experiments/get" } })
+        const e = yield* mlflow.getExperiment("0")
+        expect(e.name).toBe("Default")
+        expect(emulator.count({ path: "experiments/get" })).toBe(7)
+      })))
+
+  it.effect("gives up after MLFLOW_HTTP_REQUEST_MAX_RETRIES with the last error", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        emulator.fault({ status: 503, times: 10, errorCode: "TEMPORARILY_UNAVAILABLE" })
+        const error = yield* Effect.flip(mlflow.getExperiment("0"))
+        expect(error).toMatchObject({ _tag: "MlflowApiError", status: 503, errorCode: "TEMPORARILY_UNAVAILABLE" })
+        expect(emulator.count()).toBe(3)
+      }), { ...fast, maxRetries: 2 }))
+
+  it.effect("does not retry a 400 or a 404", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(mlflow.getExperiment("424242"))
+        expect(error).toMatchObject({ _tag: "NotFound", entity: "experiment", key: "424242" })
+        emulator.fault({ status: 400, errorCode: "INVALID_PARAMETER_VALUE" })
+        expect(yield* Effect.flip(mlflow.getExperiment("0"))).toMatchObject({ _tag: "MlflowApiError", status: 400 })
+        expect(emulator.count()).toBe(2)
+      })))
+
+  it.effect("retries reset connections and truncated bodies", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        emulator.fault({ reset: true })
+        emulator.fault({ truncate: true })
+        expect((yield* mlflow.getExperiment("0")).name).toBe("Default")
+        expect(emulator.count()).toBe(3)
+      })))
+
+  it.effect("a refused connection is a TransportError after the retries", () =>
+    Effect.gen(function*() {
+      const mlflow = yield* MlflowHttp.make({ trackingUri: "http://127.0.0.1:9", ...fast, maxRetries: 1 })
+      const error = yield* Effect.flip(mlflow.getExperiment("0"))
+      expect(error).toMatchObject({ _tag: "TransportError", operation: "GET /api/2.0/mlflow/experiments/get" })
+      expect(error.message).toMatch(/ECONNREFUSED/)
+    }).pipe(Effect.provide(platform)))
+
+  it.effect("backs off as urllib3 does on the Effect clock: 0 s, then factor × 2^n s", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        emulator.fault({ status: 503, times: 3 })
+        const fiber = yield* Effect.fork(mlflow.getExperiment("0"))
+        yield* waitFor(() => emulator.count() === 2)
+        yield* TestClock.adjust("3999 millis")
+        yield* settle
+        expect(emulator.count()).toBe(2)
+        yield* TestClock.adjust("1 millis")
+        yield* waitFor(() => emulator.count() === 3)
+        yield* TestClock.adjust("7999 millis")
+        yield* settle
+        expect(emulator.count()).toBe(3)
+        yield* TestClock.adjust("1 millis")
+        const e = yield* Fiber.join(fiber)
+        expect(e.name).toBe("Default")
+        expect(emulator.count()).toBe(4)
+      }), { backoffFactor: 2, backoffJitter: 0 }))
+
+  it.effect("honours Retry-After instead of the backoff", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        emulator.fault({ status: 429, retryAfter: 30 })
+        const fiber = yield* Effect.fork(mlflow.getExperiment("0"))
+        yield* waitFor(() => emulator.count() === 1)
+        yield* TestClock.adjust("29 seconds")
+        yield* settle
+        expect(emulator.count()).toBe(1)
+        yield* TestClock.adjust("1 seconds")
+        expect((yield* Fiber.join(fiber)).name).toBe("Default")
+        expect(emulator.count()).toBe(2)
+      }), { backoffFactor: 0, backoffJitter: 0 }))
+
+  it.effect("times out on the Effect clock after MLFLOW_HTTP_REQUEST_TIMEOUT", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        emulator.fault({ delayMs: 300 })
+        const fiber = yield* Effect.fork(mlflow.getExperiment("0"))
+        yield* waitFor(() => emulator.count() === 1)
+        yield* TestClock.adjust("5 seconds")
+        const error = yield* Effect.flip(Fiber.join(fiber))
+        expect(error).toMatchObject({ _tag: "TransportError" })
+        expect(error.message).toContain("no reply within 5s")
+      }), { requestTimeout: 5, maxRetries: 0 }))
+})
+
+/** Waits in real time (the test clock does not move) until `done` holds. */
+const waitFor = (done: () => boolean) =>
+  Effect.promise(async () => {
+    for (let i = 0; i < 500 && !done(); i++) await new Promise((r) => setTimeout(r, 5))
+  })
+const settle = Effect.promise(() => new Promise((r) => setTimeout(r, 50)))
+
+// ---------------------------------------------------------------------------------------------------------------
+// Replies
+// ---------------------------------------------------------------------------------------------------------------
+
+describe("MlflowHttp replies", () => {
+  it.effect("2.17's missing-artifact 500 is NotFound at once, without retries", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        const run = yield* newRun(mlflow)
+        emulator.clearRequests()
+        const error = yield* Effect.flip(downloadBytes(run.info, "missing.txt"))
+        expect(error).toMatchObject({ _tag: "NotFound", entity: "artifact", key: "missing.txt" })
+        expect(emulator.requests().map((r) => r.status)).toEqual([500])
+      })))
+
+  it.effect("3.x's missing-artifact 404 is NotFound", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        const run = yield* newRun(mlflow)
+        emulator.clearRequests()
+        const error = yield* Effect.flip(downloadBytes(run.info, "missing.txt"))
+        expect(error).toMatchObject({ _tag: "NotFound", entity: "artifact" })
+        expect(emulator.requests().map((r) => r.status)).toEqual([404])
+        // 3.x's extra error fields do not disturb the mapping
+        expect(yield* Effect.flip(mlflow.getRun("0000000000000000000000000000dead"))).toMatchObject({ _tag: "NotFound" })
+      }), fast, { flavor: "3.x-sqlite" }))
+
+  it.effect("an HTML error page is an MlflowApiError with the status", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        emulator.fault({ status: 404, body: "<!doctype html>\n<title>404 Not Found</title>\n<h1>Not Found</h1>" })
+        const error = yield* Effect.flip(mlflow.getExperiment("0"))
+        expect(error).toMatchObject({ _tag: "MlflowApiError", status: 404, errorCode: "HTTP_404", detail: "404 Not Found" })
+        emulator.fault({ status: 405, body: "<p>Method Not Allowed</p>" })
+        expect(yield* Effect.flip(mlflow.getExperiment("0"))).toMatchObject({ status: 405, detail: "Method Not Allowed" })
+      })))
+
+  it.effect("a 2xx that is not JSON, or not the expected shape, is a DecodeError", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        emulator.fault({ status: 200, body: "<html>proxy login</html>" })
+        const notJson = yield* Effect.flip(mlflow.getExperiment("0"))
+        expect(notJson).toMatchObject({ _tag: "DecodeError", operation: "GET /api/2.0/mlflow/experiments/get" })
+        emulator.fault({ status: 200, body: JSON.stringify({ experiment: { experiment_id: 7, name: "x" } }), contentType: "application/json" })
+        const wrong = yield* Effect.flip(mlflow.getExperiment("0"))
+        expect(wrong._tag).toBe("DecodeError")
+        expect(wrong.message).toContain("experiment_id")
+      })))
+
+  it.effect("walks runs/search pages including 2.17's trailing empty page, always sending max_results", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        const experimentId = yield* mlflow.createExperiment("paging")
+        for (let i = 0; i < 4; i++) yield* mlflow.createRun({ experimentId, startTime: i })
+        emulator.clearRequests()
+        const runs = yield* Stream.runCollect(mlflow.searchRuns({ experimentIds: [experimentId], pageSize: 2 }))
+        expect(Chunk.size(runs)).toBe(4)
+        expect(emulator.count({ path: "runs/search" })).toBe(3)
+      })))
+
+  it.effect("an unsupported artifact store names the URI; file: URIs go straight to disk", () =>
+    Effect.gen(function*() {
+      const mlflow = yield* MlflowHttp.make({ trackingUri: "http://127.0.0.1:9", maxRetries: 0 })
+      const s3 = { runId: "r", artifactUri: "s3://bucket/1/r/artifacts" }
+      const error = yield* Effect.flip(mlflow.uploadArtifact(s3, "a.txt", text("x")))
+      expect(error).toMatchObject({ _tag: "UnsupportedArtifactStore", uri: "s3://bucket/1/r/artifacts" })
+      expect(error.message).toContain("s3://bucket/1/r/artifacts")
+      expect(yield* Effect.flip(Stream.runCollect(mlflow.downloadArtifact(s3, "a.txt")))).toMatchObject({
+        _tag: "UnsupportedArtifactStore"
+      })
+      const dir = yield* Effect.promise(() => mkdtemp(join(tmpdir(), "forml-http-file-")))
+      yield* Effect.ensuring(
+        Effect.gen(function*() {
+          const local = { runId: "r", artifactUri: pathToFileURL(join(dir, "1", "r", "artifacts")).href }
+          yield* mlflow.uploadArtifact(local, "sub/state.bin", text("on disk"))
+          expect(yield* Effect.promise(() => readFile(join(dir, "1", "r", "artifacts", "sub", "state.bin"), "utf-8"))).toBe("on disk")
+          expect(decode(yield* downloadBytes(local, "sub/state.bin"))).toBe("on disk")
+          expect((yield* mlflow.listArtifacts(local, "sub")).map((f) => f.path)).toEqual(["sub/state.bin"])
+          expect(yield* Effect.flip(downloadBytes(local, "missing.bin"))).toMatchObject({ _tag: "NotFound" })
+          const bare = { runId: "r", artifactUri: join(dir, "bare") }
+          yield* mlflow.uploadArtifact(bare, "x.txt", text("bare path"))
+          expect(decode(yield* downloadBytes(bare, "x.txt"))).toBe("bare path")
+        }),
+        Effect.promise(() => rm(dir, { recursive: true, force: true }))
+      ).pipe(Effect.provideService(Mlflow, mlflow))
+    }).pipe(Effect.provide(platform)))
+
+  it("resolves mlflow-artifacts URIs against the tracking URI, encoding each segment", () => {
+    const proxy = MlflowHttp.resolveArtifactUri("mlflow-artifacts:/9/abc/artifacts", "https://h/prefix")
+    expect(proxy).toEqual(Either.right({ _tag: "Proxy", base: "https://h/prefix", root: ["9", "abc", "artifacts"] }))
+    const host = MlflowHttp.resolveArtifactUri("mlflow-artifacts://other:5001/9/abc/artifacts", "https://h/prefix")
+    expect(host).toEqual(Either.right({ _tag: "Proxy", base: "https://other:5001/prefix", root: ["9", "abc", "artifacts"] }))
+    expect(Either.isLeft(MlflowHttp.resolveArtifactUri("gs://b/x", "http://h"))).toBe(true)
+    expect(Either.isLeft(MlflowHttp.resolveArtifactUri("mlflow-artifacts:/9/../x", "http://h"))).toBe(true)
+  })
+
+  it.effect("artifact names are URL-encoded segment by segment; uploads stream with a Content-Length when known", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        const run = yield* newRun(mlflow)
+        emulator.clearRequests()
+        yield* mlflow.uploadArtifact(run.info, "dir a/my file+x.txt", text("encoded"))
+        const put = emulator.requests()[0]!
+        expect(put.path).toBe(`/api/2.0/mlflow-artifacts/artifacts/${run.info.artifactUri.slice("mlflow-artifacts:/".length)}/dir%20a/my%20file%2Bx.txt`)
+        expect(put.headers["content-length"]).toBe("7")
+        const dir = yield* Effect.promise(() => mkdtemp(join(tmpdir(), "forml-http-up-")))
+        yield* Effect.ensuring(
+          Effect.gen(function*() {
+            const file = join(dir, "f.bin")
+            yield* Effect.promise(() => writeFile(file, Buffer.alloc(100_000, 7)))
+            yield* mlflow.uploadArtifact(run.info, "f.bin", { file })
+            expect(emulator.requests().at(-1)!.headers["content-length"]).toBe("100000")
+          }),
+          Effect.promise(() => rm(dir, { recursive: true, force: true }))
+        )
+        yield* mlflow.uploadArtifact(run.info, "s.bin", Stream.make(text("a"), text("b")))
+        expect(emulator.requests().at(-1)!.headers["transfer-encoding"]).toBe("chunked")
+        const listed = yield* mlflow.listArtifacts(run.info, "dir a")
+        expect(listed.map((f) => f.path)).toEqual(["dir a/my file+x.txt"])
+        expect(emulator.requests().at(-1)!.path).toContain("?path=")
+      })))
+
+  it.effect("retries a failed file upload from the start; a consumed one-shot stream is not replayed", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        const run = yield* newRun(mlflow)
+        const dir = yield* Effect.promise(() => mkdtemp(join(tmpdir(), "forml-http-retry-")))
+        yield* Effect.ensuring(
+          Effect.gen(function*() {
+            const file = join(dir, "f.bin")
+            yield* Effect.promise(() => writeFile(file, "file body"))
+            emulator.fault({ status: 503, match: { method: "PUT" } })
+            yield* mlflow.uploadArtifact(run.info, "f.bin", { file })
+            expect(emulator.count({ method: "PUT" })).toBe(2)
+            expect(decode(yield* downloadBytes(run.info, "f.bin"))).toBe("file body")
+          }),
+          Effect.promise(() => rm(dir, { recursive: true, force: true }))
+        )
+        emulator.fault({ status: 503, match: { method: "PUT" } })
+        const error = yield* Effect.flip(mlflow.uploadArtifact(run.info, "s.bin", Stream.make(text("once"))))
+        expect(error).toMatchObject({ _tag: "MlflowApiError", status: 503 })
+        expect(emulator.count({ method: "PUT" })).toBe(3)
+      })))
+
+  it.effect("a download cut short fails the stream with a TransportError", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        const run = yield* newRun(mlflow)
+        yield* mlflow.uploadArtifact(run.info, "big.bin", new Uint8Array(200_000).fill(1))
+        emulator.fault({ truncate: true, match: { method: "GET", path: "big.bin" } })
+        const error = yield* Effect.flip(downloadBytes(run.info, "big.bin"))
+        expect(error._tag).toBe("TransportError")
+      })))
+
+  it.effect("setTags sends runs/log-batch in chunks of 100", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        const run = yield* newRun(mlflow)
+        emulator.clearRequests()
+        yield* mlflow.setTags(run.runId, Array.from({ length: 250 }, (_, i) => ({ key: `k${i}`, value: `${i}` })))
+        expect(emulator.count({ path: "runs/log-batch" })).toBe(3)
+        yield* mlflow.setTags(run.runId, [])
+        expect(emulator.count({ path: "runs/log-batch" })).toBe(3)
+        const got = yield* mlflow.getRun(run.runId)
+        expect(Option.getOrUndefined(got.tag("k249"))).toBe("249")
+      })))
+})
