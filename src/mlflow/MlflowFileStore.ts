@@ -415,7 +415,8 @@ export const make = (
       yield* mkdir(root)
       const staged = path.join(root, LocalArtifacts.tempName())
       yield* mkdir(staged)
-      yield* writeYaml(path.join(staged, META), experimentMeta(DEFAULT_EXPERIMENT_ID, "Default", yield* Clock.currentTimeMillis))
+      const now = yield* Clock.currentTimeMillis
+      yield* writeYaml(path.join(staged, META), experimentMeta(DEFAULT_EXPERIMENT_ID, "Default", now))
       // Another process initialising the same root at once wins the rename; its Default is as good as ours.
       yield* fs.rename(staged, path.join(root, DEFAULT_EXPERIMENT_ID)).pipe(
         Effect.catchAll(() => removeQuietly(staged))
@@ -522,6 +523,18 @@ export const make = (
           (es) => es.filter((e): e is Experiment => e !== undefined)
         ))
 
+    /** The experiments (active or deleted) recorded under `name`: only their meta.yaml files are read. */
+    const locsNamed = (name: string): Effect.Effect<ReadonlyArray<ExperimentLoc>, StorageError> =>
+      Effect.flatMap(experimentLocs("ALL"), (locs) =>
+        Effect.map(
+          Effect.forEach(
+            locs,
+            (loc) => Effect.map(readMeta(loc.dir), (meta) => (str(meta?.name) === name ? loc : undefined)),
+            { concurrency: 16 }
+          ),
+          (found) => found.filter((loc): loc is ExperimentLoc => loc !== undefined)
+        ))
+
     const findExperiment = (experimentId: string) =>
       Effect.gen(function*() {
         const loc = yield* locateExperiment(experimentId)
@@ -605,11 +618,15 @@ export const make = (
 
     // -- writing ----------------------------------------------------------------------------------------------------
 
+    /** One file per tag (a `/` in a key makes subdirectories), each written atomically, never outside the store. */
     const writeTags = (tagsDir: string, tags: ReadonlyArray<{ readonly key: string; readonly value: string }>) =>
-      Effect.forEach(tags, (t) => artifacts.upload(tagsDir, t.key, encoder.encode(t.value)), {
-        discard: true,
-        concurrency: 8
-      })
+      Effect.zipRight(
+        confined(tagsDir),
+        Effect.forEach(tags, (t) => artifacts.upload(tagsDir, t.key, encoder.encode(t.value)), {
+          discard: true,
+          concurrency: 8
+        })
+      )
 
     /** Reads a `meta.yaml`, changes it and writes it back (atomically), one update at a time in this process. */
     const updateMeta = (dir: string, change: (meta: Meta) => Meta) =>
@@ -674,9 +691,11 @@ export const make = (
     })
 
     const getExperimentByName = Effect.fn("MlflowFileStore.getExperimentByName")(function*(name: string) {
-      const found = (yield* allExperiments("ALL")).find((e) => e.name === name)
-      if (found === undefined) return yield* new NotFound({ entity: "experiment", key: name })
-      return found
+      for (const loc of yield* locsNamed(name)) {
+        const found = yield* readExperiment(loc)
+        if (found !== undefined && found.name === name) return found
+      }
+      return yield* new NotFound({ entity: "experiment", key: name })
     })
 
     const createExperiment = Effect.fn("MlflowFileStore.createExperiment")(function*(
@@ -697,7 +716,7 @@ export const make = (
         yield* stage(experimentId)
         return yield* withCreateLock(
           Effect.gen(function*() {
-            if ((yield* allExperiments("ALL")).some((e) => e.name === name)) {
+            if ((yield* locsNamed(name)).length > 0) {
               return yield* new AlreadyExists({ entity: "experiment", key: name })
             }
             while ((yield* exists(path.join(root, experimentId))) || (yield* exists(path.join(trash, experimentId)))) {
