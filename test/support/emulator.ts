@@ -371,6 +371,9 @@ const clauseMatches = (clause: ParsedClause, actual: string | undefined): boolea
 
 /** The clauses as a `Filter.Filter` when they only use `=` and `!=` (what MlflowMemory evaluates itself). */
 const asSimpleFilter = (clauses: ReadonlyArray<ParsedClause>): Option.Option<Filter.Filter> =>
+  Option.filter(simpleFilter(clauses), (f) => Either.isRight(Filter.validate(f)))
+
+const simpleFilter = (clauses: ReadonlyArray<ParsedClause>): Option.Option<Filter.Filter> =>
   clauses.every((c) => (c.comparator === "=" || c.comparator === "!=") && typeof c.value === "string")
     ? Option.some(Filter.and(
       ...clauses.map((c) =>
