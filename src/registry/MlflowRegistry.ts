@@ -37,6 +37,11 @@ export interface MlflowRegistryOptions {
   readonly session?: string | undefined
   /** How many searches one listing may run at once. Default 4. */
   readonly concurrency?: number | undefined
+  /**
+   * How long a close waits for another writer's commit of the same generation number to finish before taking it
+   * as abandoned (a crashed writer). Default 10 seconds.
+   */
+  readonly commitWait?: Duration.DurationInput | undefined
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -200,6 +205,7 @@ export const make = (
     const sessionGiven = options.session !== undefined
     const session = options.session ?? v4()
     const concurrency = Math.max(1, Math.floor(options.concurrency ?? 4))
+    const commitWait = Duration.toMillis(Duration.decode(options.commitWait ?? "10 seconds"))
 
     // The repoid and the session are the only free text in this instance's filters: a value MLflow cannot quote is
     // reported by every operation before anything is sent.
@@ -636,7 +642,7 @@ export const make = (
         let number = generation
         let info = finished
         while (true) {
-          const holders = yield* committedAt(rel, number)
+          const holders = yield* holdersAt(rel, number, own)
           if (holders.length === 0 || holders[0]!.runId === own.runId) return [number, info] as const
           const taken = yield* committedRuns(rel)
           const next = GenerationKey.next(Arr.reduce([...taken.keys()], number, (a, b) => (b > a ? b : a)))
@@ -646,6 +652,25 @@ export const make = (
           info = yield* finish(own.runId)
           number = next
         }
+      })
+
+    /**
+     * The runs holding `generation`, best first, once no other commit of it is in progress: those are waited for
+     * (they are about to take their end time), up to `commitWait`; one still in progress then is taken as abandoned.
+     */
+    const holdersAt = (rel: ReleaseRuns, generation: GenerationKey, own: Run) =>
+      Effect.gen(function*() {
+        const othersPending = (runs: ReadonlyArray<Run>) =>
+          runs.some((r) => r.runId !== own.runId && Layout.isPending(r))
+        let holders = yield* committedAt(rel, generation)
+        const deadline = (yield* now) + commitWait
+        let pause = 10
+        while (othersPending(holders) && (yield* now) < deadline) {
+          yield* Effect.sleep(Duration.millis(pause))
+          pause = Math.min(pause * 2, 500)
+          holders = yield* committedAt(rel, generation)
+        }
+        return holders.filter((r) => r.runId === own.runId || !Layout.isPending(r))
       })
 
     const close: Registry.Service["close"] = Effect.fn("MlflowRegistry.close")(

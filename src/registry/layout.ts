@@ -113,10 +113,14 @@ export const byStart: Order.Order<Run> = Order.combine(
 export const isCommitted = (run: Run): boolean => Option.isSome(run.tag(TAG.commit))
 
 /**
- * Which of several committed generation runs holding the same number keeps it. ForML's runs (no `forml.sha256.tag.toml`
- * tag) come first: ForML never checks, so they are never shadowed. Then runs of this library that are FINISHED, by
- * end time: the end time is set after the commit tag and before the check, so a run committed after another finished
- * its check always ends later and loses. Last, runs whose commit is still in progress (not yet FINISHED).
+ * Which of several committed generation runs holding the same number keeps it. ForML's runs (no
+ * `forml.sha256.tag.toml` tag) come first: ForML never checks, so they are never shadowed. Then runs of this library
+ * that are FINISHED, by end time, then run id. Last, runs whose commit is in progress (committed, not yet FINISHED).
+ *
+ * The commit works like the doorway of Lamport's bakery: set the commit tag (in progress), then take the end time
+ * (read after the tag is visible) and mark the run FINISHED, then look at the other runs holding the number, waiting
+ * for those still in progress. A run that finished before another run's commit tag was set has the earlier end time,
+ * so a number a close has returned is never taken away by a later commit.
  */
 export const commitRank = (run: Run): readonly [number, number, string] => {
   const ours = Option.isSome(run.tag(sha256Tag(ARTIFACT.tag)))
@@ -130,5 +134,8 @@ export const byCommit: Order.Order<Run> = Order.mapInput(
   commitRank
 )
 
+/** A commit of this library still in progress: it may yet move to another number. */
+export const isPending = (run: Run): boolean => commitRank(run)[0] === 2
+
 /** Whether a committed run keeps its number for good (it can be cached): ForML's, or ours once FINISHED. */
-export const isSettled = (run: Run): boolean => commitRank(run)[0] < 2
+export const isSettled = (run: Run): boolean => !isPending(run)
