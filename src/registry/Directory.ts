@@ -223,7 +223,9 @@ const stateOf = (t: Tag, ref: StateRef, where: string): Either.Either<StateId, N
       ? Either.left(new NotFound({ entity: "state", key: `${where}#${ref}` }))
       : Either.right(sid)
   }
-  return t.states.includes(ref) ? Either.right(ref) : Either.left(new NotFound({ entity: "state", key: `${where}/${ref}` }))
+  return t.states.includes(ref)
+    ? Either.right(ref)
+    : Either.left(new NotFound({ entity: "state", key: `${where}/${ref}` }))
 }
 
 /**
