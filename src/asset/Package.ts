@@ -4,7 +4,7 @@
  */
 import { FileSystem } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
-import { NodeStream } from "@effect/platform-node"
+import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Data, Effect, Either, Option, Stream } from "effect"
 import { randomUUID } from "node:crypto"
 import * as nodeFs from "node:fs"
