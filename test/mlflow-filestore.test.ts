@@ -423,18 +423,58 @@ describe("MlflowFileStore writes what MLflow 2.17.2 reads", () => {
       expect(r.info.runName).toMatch(/^[a-z]+-[a-z]+-\d{1,3}$/)
     }).pipe(Effect.provide(NodeContext.layer)))
 
-  it.scoped("names that YAML would read as other types come back as the same strings", () =>
+  it.scoped("names that YAML would read as other types, or not read plain, come back as the same strings", () =>
     Effect.gen(function*() {
       const { mlflow, root } = yield* openStore()
-      const names = ["yes", "007", "null", "1.5e3", "2024-01-01", "a: b", "it's \"q\"", "#x", " lead", "héllo wörld", "~"]
+      const names = [
+        "yes", "y", "on", "007", "0x1F", "1_000", "1:20", "-1", "3.0", ".5", "1e3", "+.inf", "null", "~", "<<", "=",
+        "2024-01-01", "2001-12-14t21:59:43.10-05:00", "a: b", "a:", "? q", "- d", "-", "--- x", "...", "#x", "a #b",
+        "[x]", "{y}", "a,b", "*s", "&a", "!b", "|c", ">d", "%p", "@at", "`t", "'q", "\"dq", "it's \"q\"", " lead",
+        "trail ", "héllo wörld", "日本語", "emoji 😀", "a\u00a0nbsp", "tab\there", "multi\nline", "x\n", "cr\rx",
+        "bell\u0007", "del\u007f", "bom\ufeffx", "back\\slash", "x".repeat(30) + " " + "y".repeat(60)
+      ]
       const ids: Array<string> = []
-      for (const name of names) ids.push(yield* mlflow.createExperiment(name))
-      const run = yield* mlflow.createRun({ experimentId: ids[0]!, runName: "off", userId: "0x1F" })
-      // a second store reads only the files
+      for (const name of names) {
+        const id = yield* mlflow.createExperiment(name)
+        ids.push(id)
+        yield* mlflow.createRun({ experimentId: id, runName: name, userId: name })
+      }
+      // a rewrite (delete) reads and writes meta.yaml again; a second store reads only the files
+      for (const id of ids.slice(0, 20)) yield* mlflow.deleteExperiment(id)
       const reread = yield* MlflowFileStore.make({ root })
-      for (const [i, name] of names.entries()) expect((yield* reread.getExperiment(ids[i]!)).name).toBe(name)
-      expect((yield* reread.getRun(run.runId)).info).toMatchObject({ runName: "off", userId: "0x1F" })
+      for (const [i, name] of names.entries()) {
+        expect((yield* reread.getExperiment(ids[i]!)).name, JSON.stringify(name)).toBe(name)
+        const [run] = yield* allRuns(reread, [ids[i]!])
+        expect(run!.info, JSON.stringify(name)).toMatchObject({ runName: name, userId: name })
+      }
     }).pipe(Effect.provide(NodeContext.layer)))
+
+  it("meta.yaml quoting: what PyYAML 6 writes is read back, and written the same where it is one line", () => {
+    // Each text is what `yaml.safe_dump({...}, default_flow_style=False, allow_unicode=True)` wrote (PyYAML 6.0.3).
+    const long = `${"x".repeat(30)} ${"y".repeat(60)} ${"z".repeat(40)}`
+    const pyyaml: ReadonlyArray<readonly [string, string]> = [
+      [long, `name: ${"x".repeat(30)} ${"y".repeat(60)}\n  ${"z".repeat(40)}\ntags:\n  k: ${"x".repeat(30)} ${"y".repeat(60)}\n    ${"z".repeat(40)}\n`],
+      ["multi\n\nline\n", "name: 'multi\n\n\n  line\n\n  '\ntags:\n  k: 'multi\n\n\n    line\n\n    '\n"],
+      ["tab\there", 'name: "tab\\there"\ntags:\n  k: "tab\\there"\n'],
+      ["it's \"q\"", "name: it's \"q\"\ntags:\n  k: it's \"q\"\n"],
+      ["yes", "name: 'yes'\ntags:\n  k: 'yes'\n"],
+      ["<<", "name: '<<'\ntags:\n  k: '<<'\n"],
+      ["2024-01-01", "name: '2024-01-01'\ntags:\n  k: '2024-01-01'\n"]
+    ]
+    for (const [name, written] of pyyaml) {
+      expect(MlflowFileStore.parseYaml("meta.yaml", written), JSON.stringify(name)).toEqual(
+        Either.right({ name, tags: { k: name } })
+      )
+      const ours = MlflowFileStore.renderYaml({ tags: { k: name }, name })
+      if (name.length < 80 && !name.includes("\n")) expect(ours).toBe(written)
+      expect(MlflowFileStore.parseYaml("meta.yaml", ours)).toEqual(Either.right({ name, tags: { k: name } }))
+    }
+    // numbers, nulls and empty collections keep their types through a read-modify-write
+    const meta = "end_time: null\nstart_time: 1700000001000\nstatus: 1\ntags: []\nx: 1.5\ny: 0x1F\n"
+    const parsed = Either.getOrThrow(MlflowFileStore.parseYaml("meta.yaml", meta))
+    expect(parsed).toMatchObject({ end_time: null, start_time: 1700000001000, status: 1, tags: [] })
+    expect(MlflowFileStore.renderYaml(parsed)).toBe(meta)
+  })
 })
 
 describe("MlflowFileStore: .trash, restore and the Default experiment", () => {

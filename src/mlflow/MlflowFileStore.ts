@@ -85,25 +85,171 @@ const RUN_ID = /^[A-Za-z0-9][\w-]{0,255}$/
 
 type Meta = Record<string, unknown>
 
-/** `meta.yaml` text as PyYAML's `safe_dump(default_flow_style=False)` lays it out: sorted keys, YAML 1.1 quoting. */
-export const renderYaml = (data: Meta): string =>
-  YAML.stringify(data, { version: "1.1", sortMapEntries: true, lineWidth: 0, singleQuote: true })
+// A small emitter for meta.yaml, following PyYAML's `safe_dump(default_flow_style=False, allow_unicode=True)`
+// (MLflow's `write_yaml`): sorted keys, and for each string the style PyYAML's `analyze_scalar` picks: plain when it
+// reads back as the same string, else single-quoted, else (control characters, line breaks) double-quoted with
+// PyYAML's escapes. Not reproduced: PyYAML folds long values at 80 columns, writes multi-line values single-quoted
+// over several lines and keys over 128 characters as `? key`; the forms written here read back the same.
 
-const parseYaml = (file: string, text: string): Either.Either<Meta, StorageError> =>
-  Either.flatMap(
-    Either.try({
-      try: (): unknown => YAML.parse(text, { version: "1.1", intAsBigInt: true, logLevel: "silent" }),
-      catch: (e) => new StorageError({ path: file, reason: `malformed YAML: ${e instanceof Error ? e.message : String(e)}` })
-    }),
-    (value) =>
-      typeof value === "object" && value !== null && !Array.isArray(value)
-        ? Either.right(value as Meta)
-        : Either.left(new StorageError({ path: file, reason: "meta.yaml is not a mapping" }))
+/** PyYAML's implicit resolvers (bool, float, int, merge, null, timestamp, value): such plain text is not a string. */
+const PYYAML_IMPLICIT: ReadonlyArray<RegExp> = [
+  /^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$/,
+  new RegExp(
+    "^(?:[-+]?(?:[0-9][0-9_]*)\\.[0-9_]*(?:[eE][-+][0-9]+)?|\\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?" +
+      "|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\\.[0-9_]*|[-+]?\\.(?:inf|Inf|INF)|\\.(?:nan|NaN|NAN))$"
+  ),
+  /^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$/,
+  /^(?:<<|=|~|null|Null|NULL|)$/,
+  new RegExp(
+    "^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt]|[ \\t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}" +
+      "(?:\\.[0-9]*)?(?:[ \\t]*(?:Z|[-+][0-9]{1,2}(?::[0-9]{2})?))?)$"
   )
+]
+
+/** Characters that only a double-quoted scalar can hold: non-printable ones, line breaks, U+FEFF. */
+const SPECIAL = /[^\x20-\x7E\xA0-\uD7FF\uE000-\uFEFE\uFF00-\uFFFD\u{10000}-\u{10FFFF}]|[\u2028\u2029]/u
+
+const ESCAPES: Readonly<Record<string, string>> = {
+  "\0": "0",
+  "\x07": "a",
+  "\b": "b",
+  "\t": "t",
+  "\n": "n",
+  "\v": "v",
+  "\f": "f",
+  "\r": "r",
+  "\x1b": "e",
+  "\"": "\"",
+  "\\": "\\",
+  "\x85": "N",
+  "\u2028": "L",
+  "\u2029": "P"
+}
+
+const doubleQuoted = (s: string): string => {
+  let out = "\""
+  for (const ch of s) {
+    const cp = ch.codePointAt(0)!
+    const printable = (cp >= 0x20 && cp <= 0x7e) || (cp >= 0xa0 && cp <= 0xd7ff) ||
+      (cp >= 0xe000 && cp <= 0xfffd && cp !== 0xfeff)
+    const escape = ESCAPES[ch]
+    if (escape !== undefined) out += `\\${escape}`
+    else if (printable) out += ch
+    else if (cp <= 0xff) out += `\\x${cp.toString(16).toUpperCase().padStart(2, "0")}`
+    else if (cp <= 0xffff) out += `\\u${cp.toString(16).toUpperCase().padStart(4, "0")}`
+    else out += `\\U${cp.toString(16).toUpperCase().padStart(8, "0")}`
+  }
+  return `${out}"`
+}
+
+/** Whether PyYAML writes `s` plain in a block mapping (and reads it back as the same string). */
+const plainAllowed = (s: string): boolean =>
+  !PYYAML_IMPLICIT.some((re) => re.test(s)) &&
+  !s.startsWith(" ") && !s.endsWith(" ") &&
+  !/^[#,[\]{}&*!|>'"%@`]/.test(s) &&
+  !/^[-?:]( |$)/.test(s) &&
+  !s.startsWith("---") && !s.startsWith("...") &&
+  !/:( |$)/.test(s) &&
+  !s.includes(" #")
+
+const yamlString = (s: string): string =>
+  SPECIAL.test(s) ? doubleQuoted(s) : plainAllowed(s) ? s : `'${s.replace(/'/g, "''")}'`
+
+const yamlScalar = (v: unknown): string => {
+  if (v === null || v === undefined) return "null"
+  if (typeof v === "string") return yamlString(v)
+  if (typeof v === "number" || typeof v === "bigint") return String(v)
+  if (typeof v === "boolean") return v ? "true" : "false"
+  if (v instanceof PlainText) return v.text
+  return yamlString(JSON.stringify(v) ?? "")
+}
+
+const isMapping = (v: unknown): v is Meta =>
+  typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof PlainText)
+
+const sortedKeys = (m: Meta): ReadonlyArray<string> => Object.keys(m).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+
+/** `meta.yaml` text as MLflow writes it (see above). */
+export const renderYaml = (data: Meta): string => {
+  const lines: Array<string> = []
+  const block = (m: Meta, indent: string) => {
+    for (const key of sortedKeys(m)) {
+      const v = m[key]
+      const head = `${indent}${yamlString(key)}:`
+      if (isMapping(v)) {
+        if (Object.keys(v).length === 0) lines.push(`${head} {}`)
+        else {
+          lines.push(head)
+          block(v, `${indent}  `)
+        }
+      } else if (Array.isArray(v)) {
+        if (v.length === 0) lines.push(`${head} []`)
+        else {
+          lines.push(head)
+          for (const item of v) lines.push(`${indent}- ${yamlScalar(item)}`)
+        }
+      } else lines.push(`${head} ${yamlScalar(v)}`)
+    }
+  }
+  block(data, "")
+  return lines.map((l) => `${l}\n`).join("")
+}
+
+/**
+ * A plain scalar that PyYAML resolves to a type kept here only as text (a float, a timestamp, a non-decimal int):
+ * written back verbatim, so a read-modify-write of meta.yaml leaves it as it was.
+ */
+class PlainText {
+  constructor(readonly text: string) {}
+}
+
+const [PY_BOOL, PY_FLOAT, PY_INT, PY_NULL_MERGE_VALUE, PY_TIMESTAMP] = PYYAML_IMPLICIT
+
+/** A plain scalar as PyYAML's SafeLoader resolves it; only what meta.yaml holds gets a JS type. */
+const resolvePlain = (text: string): unknown => {
+  if (/^(?:~|null|Null|NULL|)$/.test(text)) return null
+  if (PY_BOOL!.test(text)) return /^(?:yes|Yes|YES|true|True|TRUE|on|On|ON)$/.test(text)
+  if (/^[-+]?(?:0|[1-9][0-9_]*)$/.test(text)) {
+    const n = Number(text.replace(/_/g, ""))
+    if (Number.isSafeInteger(n)) return n
+  }
+  if (PY_INT!.test(text) || PY_FLOAT!.test(text) || PY_TIMESTAMP!.test(text) || PY_NULL_MERGE_VALUE!.test(text)) {
+    return new PlainText(text)
+  }
+  return text
+}
+
+/** Converts a node read with the failsafe schema (every scalar a string) the way PyYAML's SafeLoader types it. */
+const fromNode = (node: unknown): unknown => {
+  if (YAML.isMap(node)) {
+    const out: Meta = {}
+    for (const pair of node.items) {
+      const key = fromNode(pair.key)
+      out[key instanceof PlainText ? key.text : String(key)] = fromNode(pair.value)
+    }
+    return out
+  }
+  if (YAML.isSeq(node)) return node.items.map(fromNode)
+  if (YAML.isScalar(node)) {
+    const text = String(node.value)
+    return node.type === "PLAIN" ? resolvePlain(text) : text
+  }
+  return null
+}
+
+/** meta.yaml as MLflow's `read_yaml` (PyYAML, YAML 1.1) reads it. */
+export const parseYaml = (file: string, text: string): Either.Either<Meta, StorageError> => {
+  const bad = (reason: string) => Either.left(new StorageError({ path: file, reason }))
+  const doc = YAML.parseDocument(text, { schema: "failsafe", logLevel: "silent", uniqueKeys: false })
+  if (doc.errors.length > 0) return bad(`malformed YAML: ${doc.errors[0]!.message}`)
+  const value = fromNode(doc.contents)
+  return isMapping(value) ? Either.right(value) : bad("meta.yaml is not a mapping")
+}
 
 const str = (v: unknown): string | undefined => {
   if (v === null || v === undefined) return undefined
   if (typeof v === "string") return v
+  if (v instanceof PlainText) return v.text
   if (typeof v === "number" || typeof v === "bigint" || typeof v === "boolean") return String(v)
   return undefined
 }
@@ -396,19 +542,14 @@ export const make = (
 
     // -- initialisation (MLflow's FileStore.__init__) ---------------------------------------------------------------
 
-    const experimentMeta = (
-      experimentId: string,
-      name: string,
-      now: number,
-      tags?: ReadonlyArray<EntityTag>
-    ): Meta => ({
+    /** A new experiment's meta.yaml: no `tags` key until a delete or restore rewrites it, as in MLflow. */
+    const experimentMeta = (experimentId: string, name: string, now: number): Meta => ({
       artifact_location: `${rootUri}/${experimentId}`,
       creation_time: now,
       experiment_id: experimentId,
       last_update_time: now,
       lifecycle_stage: "active",
-      name,
-      ...(tags === undefined ? {} : { tags: Object.fromEntries(tags.map((t) => [t.key, t.value])) })
+      name
     })
 
     if (!(yield* exists(root))) {
