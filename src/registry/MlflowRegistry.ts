@@ -107,6 +107,10 @@ const sha256 = (bytes: Uint8Array): string => createHash("sha256").update(bytes)
 
 const utf8 = new TextEncoder()
 
+/** The same bytes as a plain Uint8Array (a layer may hand out Node Buffers), without copying. */
+const plain = (b: Uint8Array): Uint8Array =>
+  b.constructor === Uint8Array ? b : new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+
 /** The bytes of `stream`, failing at the end with IntegrityError when their sha256 differs from `expected`. */
 const verified = <E>(
   stream: Stream.Stream<Uint8Array, E>,
@@ -613,7 +617,7 @@ export const make = (
     const read: Registry.Service["read"] = (project, release, generation, sid) =>
       Effect.map(
         Stream.runCollect(readStream(project, release, generation, sid)),
-        (chunks) => concatBytes(Chunk.toReadonlyArray(chunks))
+        (chunks) => plain(concatBytes(Chunk.toReadonlyArray(chunks)))
       ).pipe(Effect.withSpan("MlflowRegistry.read"))
 
     const open: Registry.Service["open"] = Effect.fn("MlflowRegistry.open")(function*(project, release, generation) {
