@@ -5,10 +5,14 @@
  * Format and behaviour (see `shared/docs/MLFLOW-FILESTORE.md`):
  * - `<root>/<E>/meta.yaml`, `<E>/tags/<key>`, `<E>/<R>/{meta.yaml,tags/,params/,metrics/,artifacts/}`; a `/` in a tag
  *   key makes subdirectories; `.trash/<E>` holds a deleted experiment (moved whole, moved back on restore).
- * - YAML as PyYAML's `safe_dump` writes it (keys sorted, `experiment_id: '<E>'`), except that long values are not
- *   folded at 80 columns and a few strings PyYAML leaves plain (`y`, `n`) are quoted: MLflow reads both the same.
- * - Every file is written to a temporary name in its directory and renamed; experiments and runs are built in a
- *   temporary directory and renamed into place, so a reader never sees half of one. Readers skip temporary names.
+ * - meta.yaml as PyYAML's `safe_dump` writes it (keys sorted, its quoting: `experiment_id: '<E>'`), and read with
+ *   PyYAML's type rules (YAML 1.1: `'yes'` and `'007'` are strings, plain `1` an int). Layout differs only for values
+ *   PyYAML folds (over 80 columns, line breaks); both read back the same. A NEL or U+2028 inside a single-quoted
+ *   value (never written here) is not read as PyYAML reads it.
+ * - Every file is written to a temporary name in its directory, synced and renamed; experiments and runs are built
+ *   in a temporary directory and renamed into place, so a reader never sees half of one. Readers skip temporary
+ *   names. `setTags` checks every key before writing any file; each tag file is atomic, a batch is not (a crash in
+ *   the middle of one leaves its first tags written).
  * - An experiment's lifecycle is where it lives (`<root>` or `.trash/`), so a crash between the move and the
  *   `meta.yaml` rewrite still reads right; a run's lifecycle is its `meta.yaml`.
  * - Experiment creation is serialised by a lock file (`<root>/.forml-create.lock`, a file, which MLflow ignores): two
