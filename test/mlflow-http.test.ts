@@ -4,7 +4,8 @@
  */
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, ConfigProvider, Effect, Either, Fiber, Layer, Option, Redacted, Stream, TestClock } from "effect"
+import { Chunk, ConfigProvider, Effect, Either, Fiber, Layer, Option, Redacted, Schema, Stream, TestClock } from "effect"
+import { readFileSync } from "node:fs"
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -12,8 +13,10 @@ import { pathToFileURL } from "node:url"
 import { inspect } from "node:util"
 import { downloadBytes, Mlflow } from "../src/mlflow/Mlflow.js"
 import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
+import * as Wire from "../src/mlflow/wire.js"
 import { mlflowContract } from "./contract/mlflow.js"
 import { type Emulator, type EmulatorOptions, startEmulator } from "./support/emulator.js"
+import { sharedPath } from "./support/shared.js"
 
 const platform = Layer.merge(NodeHttpClient.layerUndici, NodeContext.layer)
 
@@ -379,7 +382,13 @@ describe("MlflowHttp replies", () => {
         emulator.clearRequests()
         const runs = yield* Stream.runCollect(mlflow.searchRuns({ experimentIds: [experimentId], pageSize: 2 }))
         expect(Chunk.size(runs)).toBe(4)
-        expect(emulator.count({ path: "runs/search" })).toBe(3)
+        const sent = emulator.requests().filter((r) => r.path.endsWith("runs/search")).map((r) => r.json)
+        expect(sent.length).toBe(3)
+        expect(sent[0]).toEqual({ experiment_ids: [experimentId], filter: "", run_view_type: "ACTIVE_ONLY", max_results: 2, order_by: [] })
+        expect(sent.slice(1).map((b) => (b as { page_token?: string }).page_token)).toEqual(["eyJvZmZzZXQiOiAyfQ==", "eyJvZmZzZXQiOiA0fQ=="])
+        const experiments = yield* Stream.runCollect(mlflow.searchExperiments({ viewType: "ALL" }))
+        expect(Chunk.size(experiments)).toBe(2)
+        expect(emulator.requests().at(-1)!.json).toEqual({ max_results: 1000, view_type: "ALL" })
       })))
 
   it.effect("an unsupported artifact store names the URI; file: URIs go straight to disk", () =>
@@ -488,4 +497,63 @@ describe("MlflowHttp replies", () => {
         const got = yield* mlflow.getRun(run.runId)
         expect(Option.getOrUndefined(got.tag("k249"))).toBe("249")
       })))
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// Wire schemas against the recordings
+// ---------------------------------------------------------------------------------------------------------------
+
+describe("wire schemas", () => {
+  type Decode = (u: unknown) => Either.Either<unknown, { readonly message: string }>
+  const decoders: ReadonlyArray<readonly [RegExp, Decode]> = [
+    [/\/mlflow\/experiments\/(get|get-by-name)\?/, Schema.decodeUnknownEither(Wire.GetExperimentResponse)],
+    [/\/mlflow\/experiments\/create$/, Schema.decodeUnknownEither(Wire.CreateExperimentResponse)],
+    [/\/mlflow\/experiments\/search/, Schema.decodeUnknownEither(Wire.SearchExperimentsResponse)],
+    [/\/mlflow\/runs\/(create$|get\?)/, Schema.decodeUnknownEither(Wire.RunResponse)],
+    [/\/mlflow\/runs\/search$/, Schema.decodeUnknownEither(Wire.SearchRunsResponse)],
+    [/\/mlflow\/runs\/update$/, Schema.decodeUnknownEither(Wire.UpdateRunResponse)],
+    [/\/mlflow-artifacts\/artifacts\?path=/, Schema.decodeUnknownEither(Wire.ListArtifactsResponse)],
+    [/\/mlflow\/artifacts\/list/, Schema.decodeUnknownEither(Wire.ListRunArtifactsResponse)]
+  ]
+  for (const file of ["mlflow-2.17.2-sqlite.jsonl", "mlflow-2.17.2-filestore.jsonl", "mlflow-3.x-sqlite.jsonl"]) {
+    it(`decode every recorded JSON reply of ${file}; ids stay the strings they were`, () => {
+      const lines = readFileSync(sharedPath("mlflow-wire", file), "utf-8").split("\n").filter((l) => l.trim() !== "").slice(1)
+      let decoded = 0
+      for (const raw of lines) {
+        const line = JSON.parse(raw) as {
+          step: string
+          request: { path: string }
+          response: { status: number; json?: unknown }
+        }
+        const json = line.response.json
+        if (json === undefined) continue
+        if (line.response.status >= 400) {
+          expect(Either.isRight(Schema.decodeUnknownEither(Wire.ErrorResponse)(json)), line.step).toBe(true)
+          decoded++
+          continue
+        }
+        const decode = decoders.find(([pattern]) => pattern.test(line.request.path))?.[1]
+        if (decode === undefined) continue
+        const result = decode(json)
+        expect(Either.isRight(result), `${line.step}: ${Either.isLeft(result) ? result.left.message : ""}`).toBe(true)
+        decoded++
+        const experiment = (json as { experiment?: { experiment_id: string } }).experiment
+        if (experiment !== undefined && Either.isRight(result)) {
+          const entity = Wire.toExperiment((result.right as { experiment: Wire.WireExperiment }).experiment)
+          expect(entity.experimentId).toBe(experiment.experiment_id)
+        }
+        const runs = (json as { runs?: ReadonlyArray<{ info: { run_id: string; experiment_id: string } }> }).runs
+        if (runs !== undefined && Either.isRight(result)) {
+          const entities = (result.right as { runs: ReadonlyArray<Wire.WireRun> }).runs.map(Wire.toRun)
+          expect(entities.map((r) => [r.runId, r.info.experimentId])).toEqual(runs.map((r) => [r.info.run_id, r.info.experiment_id]))
+        }
+      }
+      expect(decoded).toBeGreaterThan(200)
+    })
+  }
+
+  it("refuses a numeric id instead of rounding it", () => {
+    const result = Schema.decodeUnknownEither(Wire.CreateExperimentResponse)({ experiment_id: 932894131975189047 })
+    expect(Either.isLeft(result)).toBe(true)
+  })
 })

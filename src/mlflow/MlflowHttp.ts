@@ -763,9 +763,13 @@ const pages = <A, E>(
       return [Chunk.fromIterable(items), more ? Option.some(Option.some(next)) : Option.none()] as const
     }))
 
-/** A reply that makes no sense for the call (AlreadyExists from a search): reported as an API error. */
+/** A domain answer that makes no sense for the call (AlreadyExists from a search): reported as the API error it was. */
 const unexpected = (e: NotFound | AlreadyExists) =>
-  Effect.fail(new MlflowApiError({ status: 0, errorCode: e._tag, detail: e.message }))
+  Effect.fail(
+    e._tag === "NotFound"
+      ? new MlflowApiError({ status: 404, errorCode: "RESOURCE_DOES_NOT_EXIST", detail: e.message })
+      : new MlflowApiError({ status: 400, errorCode: "RESOURCE_ALREADY_EXISTS", detail: e.message })
+  )
 
 // ---------------------------------------------------------------------------------------------------------------
 // Layers

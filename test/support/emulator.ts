@@ -42,6 +42,8 @@ export interface RequestRecord {
   readonly headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
   /** The status answered (0 when the connection was reset or the reply cut short). */
   status: number
+  /** The parsed body of a JSON request (artifact bodies are not kept). */
+  json?: unknown
 }
 
 export interface FaultMatch {
@@ -1038,6 +1040,13 @@ export const startEmulator = (options: EmulatorOptions = {}): Effect.Effect<Emul
       req.on("data", (c: Buffer) => chunks.push(c))
       req.on("error", () => res.destroy())
       req.on("end", () => {
+        if (String(req.headers["content-type"] ?? "").startsWith("application/json")) {
+          try {
+            record.json = JSON.parse(Buffer.concat(chunks).toString("utf8"))
+          } catch {
+            record.json = undefined
+          }
+        }
         const fault = takeFault(record)
         if (fault !== undefined && "reset" in fault) return req.socket.destroy()
         if (fault !== undefined && "status" in fault) {
