@@ -18,7 +18,7 @@ import * as MlflowMemory from "../src/mlflow/MlflowMemory.js"
 import * as Directory from "../src/registry/Directory.js"
 import { MlflowRegistry } from "../src/registry/MlflowRegistry.js"
 import { Registry } from "../src/registry/Registry.js"
-import { helloworldZip, hexOf, trainingA } from "./contract/forml.js"
+import { bytesOf, helloworldZip, hexOf, trainingA } from "./contract/forml.js"
 import { readJson } from "./support/shared.js"
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -384,6 +384,10 @@ describe("Directory.tag and Directory.state", () => {
       }
       expect(fake.log.length).toBe(reads)
       expect(sid0).not.toBe(sid1)
+      const streamed = yield* bytesOf(Directory.stateStream(hello, release("1"), gen(1), 1))
+      expect(hexOf(streamed)).toBe(hexOf(v1))
+      const unlisted = yield* Effect.flip(bytesOf(Directory.stateStream(hello, release("1"), gen(1), 7)))
+      expect(unlisted).toBeInstanceOf(NotFound)
     }).pipe(withFake(fake))
   })
 
@@ -394,6 +398,7 @@ describe("Directory.tag and Directory.state", () => {
       expect((yield* Directory.state(hello, release("1"), gen(2), 0)).length).toBe(0)
       expect((yield* Directory.state(hello, release("1"), gen(2), StateId.random())).length).toBe(0)
       expect((yield* Directory.state(hello, undefined, undefined, 0)).length).toBe(0)
+      expect((yield* bytesOf(Directory.stateStream(hello, release("1"), gen(2), 0))).length).toBe(0)
       expect(fake.log.length).toBe(before)
     }).pipe(withFake(fake))
   })

@@ -228,6 +228,23 @@ const stateOf = (t: Tag, ref: StateRef, where: string): Either.Either<StateId, N
     : Either.left(new NotFound({ entity: "state", key: `${where}/${ref}` }))
 }
 
+/** Where a state is, or nothing when its generation is untrained (ForML then reads the state as empty bytes). */
+const locate = Effect.fn("Directory.locate")(function*(
+  project: ProjectKey,
+  releaseKey: ReleaseKey | undefined,
+  generationKey: GenerationKey | undefined,
+  ref: StateRef
+) {
+  const registry = yield* Registry
+  const position = yield* resolve(project, releaseKey, generationKey)
+  if (Option.isNone(position.generation)) return Option.none()
+  const g = position.generation.value
+  const t = yield* registry.open(project, position.release, g)
+  if (!Tag.isTrained(t)) return Option.none()
+  const sid = yield* stateOf(t, ref, generationName(project, position.release, g))
+  return Option.some([position.release, g, sid] as const)
+})
+
 /**
  * One state of a generation (defaults: the latest release and generation), by id or by index in its tag. As in
  * ForML, an untrained generation (no training timestamp, such as the empty tag of a release without generations)
@@ -240,14 +257,29 @@ export const state = Effect.fn("Directory.state")(function*(
   ref: StateRef
 ) {
   const registry = yield* Registry
-  const position = yield* resolve(project, releaseKey, generationKey)
-  if (Option.isNone(position.generation)) return new Uint8Array(0)
-  const g = position.generation.value
-  const t = yield* registry.open(project, position.release, g)
-  if (!Tag.isTrained(t)) return new Uint8Array(0)
-  const sid = yield* stateOf(t, ref, generationName(project, position.release, g))
-  return yield* registry.read(project, position.release, g, sid)
+  const found = yield* locate(project, releaseKey, generationKey, ref)
+  if (Option.isNone(found)) return new Uint8Array(0)
+  const [r, g, sid] = found.value
+  return yield* registry.read(project, r, g, sid)
 })
+
+/** `state` as a byte stream, for large states (an untrained generation's state is an empty stream). */
+export const stateStream = (
+  project: ProjectKey,
+  releaseKey: ReleaseKey | undefined,
+  generationKey: GenerationKey | undefined,
+  ref: StateRef
+): Stream.Stream<Uint8Array, NotFound | Empty | InvalidTag | StoreFailure, Registry> =>
+  Stream.unwrap(
+    Effect.gen(function*() {
+      const registry = yield* Registry
+      const found = yield* locate(project, releaseKey, generationKey, ref)
+      return Option.match(found, {
+        onNone: () => Stream.empty,
+        onSome: ([r, g, sid]) => registry.readStream(project, r, g, sid)
+      })
+    })
+  )
 
 /** What a commit records besides the states: the training ordinal and the tuning mode, as the tag takes them. */
 export interface CommitOptions {

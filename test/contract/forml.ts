@@ -358,8 +358,10 @@ export const formlContract = <R, E>(
           for (const [i, [sid, value]] of trainingA.states.entries()) {
             const bySid = yield* Directory.state(project(), projectRelease(), trainingA.generation, sid)
             const byIndex = yield* Directory.state(project(), projectRelease(), trainingA.generation, i)
+            const streamed = yield* bytesOf(Directory.stateStream(project(), projectRelease(), undefined, sid))
             expect(hexOf(bySid)).toBe(hexOf(value))
             expect(hexOf(byIndex)).toBe(hexOf(value))
+            expect(hexOf(streamed)).toBe(hexOf(value))
           }
           // an empty release reads every state as empty bytes (ForML's untrained generation)
           expect((yield* Directory.state(project(), emptyRelease(), undefined, 0)).length).toBe(0)
