@@ -9,7 +9,8 @@ import { Chunk, Effect, Either, Layer, Option, Stream } from "effect"
 import type { Scope } from "effect"
 import { describe, expect, it } from "vitest"
 import { createHash, randomUUID } from "node:crypto"
-import { existsSync, readFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { GenerationKey } from "../../src/asset/GenerationKey.js"
 import { Manifest } from "../../src/asset/Manifest.js"
@@ -67,24 +68,33 @@ export const collect = <A, E, R>(stream: Stream.Stream<A, E, R>): Effect.Effect<
 
 export const helloworldZip = sharedPath("forml-vectors", "helloworld.4ml")
 
+/** helloworld's sources, unpacked once per test file (removed when the process exits). */
+let sources: string | undefined
+const helloworldSources = Effect.suspend(() => {
+  if (sources !== undefined) return Effect.succeed(sources)
+  const dir = mkdtempSync(join(tmpdir(), "registry-sources-"))
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }))
+  const target = join(dir, "helloworld")
+  return Effect.as(Package.unpack(helloworldZip, target), target).pipe(Effect.tap((t) => (sources = t)))
+})
+
 /** Packages of any name and version, built from helloworld's sources in a scoped temporary directory. */
 export const packages = Effect.gen(function*() {
   const fs = yield* FileSystem.FileSystem
   const root = yield* fs.makeTempDirectoryScoped({ prefix: "registry-contract-" })
-  const sources = join(root, "sources")
-  yield* Package.unpack(helloworldZip, sources)
+  const src = yield* helloworldSources
   let n = 0
   const manifest = (name: string, version: string) =>
     Either.getOrThrow(Manifest.make({ name, version, package: "hello.world" }))
   return {
     /** A `.4ml` zip package. */
     zip: (name: string, version: string) =>
-      Package.create(sources, manifest(name, version), join(root, `package-${n++}.4ml`)),
+      Package.create(src, manifest(name, version), join(root, `package-${n++}.4ml`)),
     /** A package directory (zipped by the registry when pushed). */
     directory: (name: string, version: string) =>
       Effect.gen(function*() {
         const dir = join(root, `directory-${n++}`)
-        yield* fs.copy(sources, dir)
+        yield* fs.copy(src, dir)
         yield* fs.writeFileString(join(dir, Manifest.FILENAME), Manifest.write(manifest(name, version)))
         return yield* Package.open(dir)
       })
