@@ -591,6 +591,36 @@ export const registryContract = <E>(
         expect(yield* collect(reg.projects)).toEqual([project])
       }))
 
+    test("a release run left without its package is listed, pulls as NotFound, and the next push repairs it", () =>
+      Effect.gen(function*() {
+        const mlflow = yield* Mlflow
+        const repoid = unique("r")
+        const pkgs = yield* packages
+        const project = key.project(unique("broken"))
+        // what ForML leaves when its upload fails: the experiment and the release run, no package.4ml
+        const experimentId = yield* mlflow.createExperiment(`${project}@${repoid}`)
+        const broken = yield* mlflow.createRun({ experimentId, tags: Layout.releaseTags(repoid, "1") })
+        const reg = yield* registry({ repoid })
+        expect(yield* collect(reg.projects)).toEqual([project])
+        expect((yield* collect(reg.releases(project))).map(String)).toEqual(["1"])
+        const missing = yield* Effect.flip(reg.pull(project, key.release("1")))
+        expect(missing._tag).toBe("NotFound")
+        yield* reg.push(yield* pkgs.zip(project, "1"))
+        const runs = yield* runsOf(`${project}@${repoid}`)
+        expect(runs.map((r) => r.runId)).toEqual([broken.runId])
+        expect((yield* reg.pull(project, key.release("1"))).manifest.name).toBe(project)
+      }))
+
+    test("a package whose name is not a project key is InvalidInput and creates nothing", () =>
+      Effect.gen(function*() {
+        const reg = yield* registry({ repoid: unique("r") })
+        const pkgs = yield* packages
+        const before = yield* experimentNames
+        const failure = yield* Effect.flip(reg.push(yield* pkgs.zip(`${unique("bad")} name`, "1")))
+        expect(failure._tag).toBe("InvalidInput")
+        expect(yield* experimentNames).toEqual(before)
+      }))
+
     test("a generation number held by a ForML run is never shadowed: close moves to the next free number", () =>
       Effect.gen(function*() {
         const mlflow = yield* Mlflow
