@@ -4,7 +4,7 @@
  */
 import type { FileSystem, Path } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Option } from "effect"
 import type { Scope } from "effect"
 import { describe, expect, it } from "vitest"
 import { Package } from "../src/asset/Package.js"
@@ -15,7 +15,17 @@ import type { Mlflow } from "../src/mlflow/Mlflow.js"
 import * as MlflowMemory from "../src/mlflow/MlflowMemory.js"
 import { MlflowMemoryHandle } from "../src/mlflow/MlflowMemory.js"
 import * as Layout from "../src/registry/layout.js"
-import { bytes, collect, helloworldZip, key, packages, registry, registryContract, tagWith } from "./contract/registry.js"
+import {
+  bytes,
+  collect,
+  helloworldZip,
+  key,
+  packages,
+  registry,
+  registryContract,
+  sha256,
+  tagWith
+} from "./contract/registry.js"
 
 registryContract("MlflowMemory", () => MlflowMemory.layer())
 
@@ -82,6 +92,31 @@ describe("MlflowRegistry on MlflowMemory: requests, paging, faults", () => {
       // a second training in the first instance: its first write creates a new run
       yield* reg.write(project, release, StateId.random(), bytes("again"))
       expect((yield* requests).calls.createRun).toBe(1)
+    })))
+
+  it("close stays at 4 requests with 150 states: state sha256 tags wait in batches of 98", () =>
+    withStore(Effect.gen(function*() {
+      const handle = yield* MlflowMemoryHandle
+      const reg = yield* registry()
+      yield* reg.push(yield* Package.open(helloworldZip))
+      const sids = Array.from({ length: 150 }, () => StateId.random())
+      yield* reg.write(project, release, sids[0]!, bytes("s0"))
+      yield* requests
+      for (const [i, sid] of sids.slice(1).entries()) yield* reg.write(project, release, sid, bytes(`s${i + 1}`))
+      const writes = yield* requests
+      expect(writes.calls.uploadArtifact).toBe(149)
+      expect(writes.calls.setTags).toBe(1) // one batch of 98 waiting tags, set by the 98th write
+      expect(yield* reg.close(project, release, key.generation(1), tagWith(...sids))).toBe(1)
+      const close = yield* requests
+      expect(close.n).toBeLessThanOrEqual(4)
+      const run = (yield* handle.snapshot).runs.find((r) =>
+        Option.contains(r.tag(Layout.TAG.level), "generation") && Option.contains(r.tag(Layout.TAG.commit), "1")
+      )!
+      for (const [i, sid] of sids.entries()) {
+        expect(run.tag(Layout.sha256Tag(`${sid}.bin`))).toEqual(Option.some(sha256(bytes(`s${i}`))))
+      }
+      // the commit tag was the last tag written
+      expect(run.tags.at(-1)).toEqual(expect.objectContaining({ key: Layout.TAG.commit, value: "1" }))
     })))
 
   it("searches page by 1000 to the end: 2500 generations, 1200 experiments", () =>

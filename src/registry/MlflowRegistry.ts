@@ -4,7 +4,21 @@
  */
 import { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
-import { Array as Arr, Cache, Chunk, Clock, Data, Duration, Effect, Either, Equal, Layer, Option, Scope, Stream } from "effect"
+import {
+  Array as Arr,
+  Cache,
+  Chunk,
+  Clock,
+  Data,
+  Duration,
+  Effect,
+  Either,
+  Equal,
+  Layer,
+  Option,
+  Scope,
+  Stream
+} from "effect"
 import { globalValue } from "effect/GlobalValue"
 import { createHash } from "node:crypto"
 import { v4 } from "uuid"
@@ -71,8 +85,17 @@ interface ReleaseRuns {
 /** The training in progress of this instance under one release: its run and the sha256 of every state written. */
 interface Unbound {
   readonly run: Run
+  /** Every state written to the run by this instance (its sha256, when known). */
   readonly states: Map<string, string | undefined>
+  /** `forml.sha256.<sid>.bin` tags not yet set (they go with the commit, or in a batch once PENDING_TAGS are due). */
+  readonly pending: Map<string, string>
 }
+
+/**
+ * MLflow's log-batch takes at most 100 tags. The sha256 tags of states wait for the commit's batch; once this many
+ * are waiting, a write sets them first, so the commit batch (pending tags, tag.toml's and the commit) stays one call.
+ */
+const PENDING_TAGS = 98
 
 /** A per-instance memo over effect's Cache: concurrent callers share one lookup; a failure is not kept. */
 interface Memo<K, A, E> {
@@ -101,7 +124,7 @@ const memo = <K, A, E>(lookup: (key: K) => Effect.Effect<A, E>): Effect.Effect<M
     }
   )
 
-const training = (run: Run): Unbound => ({ run, states: new Map() })
+const training = (run: Run): Unbound => ({ run, states: new Map(), pending: new Map() })
 
 const sha256 = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex")
 
@@ -158,12 +181,10 @@ const hashing = <E>(stream: Stream.Stream<Uint8Array, E>) => {
 const vanished = (e: NotFound): MlflowApiError =>
   new MlflowApiError({ status: 404, errorCode: "RESOURCE_DOES_NOT_EXIST", detail: e.message })
 
-const orVanished = <A, E, R>(self: Effect.Effect<A, E | NotFound, R>): Effect.Effect<A, Exclude<E, NotFound> | MlflowApiError, R> =>
-  Effect.catchIf(self, (e): e is NotFound => e instanceof NotFound, (e) => Effect.fail(vanished(e))) as Effect.Effect<
-    A,
-    Exclude<E, NotFound> | MlflowApiError,
-    R
-  >
+const orVanished = <A, E, R>(
+  self: Effect.Effect<A, E | NotFound, R>
+): Effect.Effect<A, Exclude<E, NotFound> | MlflowApiError, R> =>
+  Effect.catchIf(self, (e): e is NotFound => e instanceof NotFound, (e) => Effect.fail(vanished(e)))
 
 const storage = (path: string) => (e: PlatformError): StorageError => new StorageError({ path, reason: e.message })
 
@@ -463,7 +484,9 @@ export const make = (
       name: string,
       data: Uint8Array | Stream.Stream<Uint8Array, E>
     ): Effect.Effect<Option.Option<string>, E | InvalidInput | MlflowFailure> => {
-      if (data instanceof Uint8Array) return Effect.as(mlflow.uploadArtifact(root, name, data), Option.some(sha256(data)))
+      if (data instanceof Uint8Array) {
+        return Effect.as(mlflow.uploadArtifact(root, name, data), Option.some(sha256(data)))
+      }
       const hashed = hashing(data)
       return Effect.map(mlflow.uploadArtifact(root, name, hashed.source), () => Option.fromNullable(hashed.digest()))
     }
@@ -531,7 +554,9 @@ export const make = (
           const byNumber = yield* committedRuns(rel)
           for (const [generation, runs] of byNumber) {
             const winner = Arr.sort(runs, Layout.byCommit)[0]!
-            if (Layout.isSettled(winner)) yield* generationsMemo.set(generationRef(project, release, generation), winner)
+            if (Layout.isSettled(winner)) {
+              yield* generationsMemo.set(generationRef(project, release, generation), winner)
+            }
           }
           return Stream.fromIterable(Arr.sort([...byNumber.keys()], GenerationKey.Order))
         })
@@ -598,6 +623,18 @@ export const make = (
         const training = yield* unbound.get(releaseRef(project, release))
         const digest = yield* upload(training.run.info, Layout.ARTIFACT.state(sid), data)
         training.states.set(sid, Option.getOrUndefined(digest))
+        if (Option.isSome(digest)) training.pending.set(Layout.sha256Tag(Layout.ARTIFACT.state(sid)), digest.value)
+        if (training.pending.size >= PENDING_TAGS) {
+          const batch = [...training.pending].map(([key, value]) => ({ key, value }))
+          training.pending.clear()
+          yield* mlflow.setTags(training.run.runId, batch).pipe(
+            Effect.tapError(() =>
+              Effect.sync(() => {
+                for (const t of batch) if (!training.pending.has(t.key)) training.pending.set(t.key, t.value)
+              })
+            )
+          )
+        }
       }).pipe(Effect.withSpan("MlflowRegistry.write"))
 
     const stateNotFound = (where: string, sid: StateId) => new NotFound({ entity: "state", key: `${where}/${sid}` })
@@ -720,10 +757,7 @@ export const make = (
         const bytes = utf8.encode(text)
         yield* mlflow.uploadArtifact(run.info, Layout.ARTIFACT.tag, bytes)
         const committed: ReadonlyArray<Layout.TagPair> = [
-          ...Arr.filterMap([...states], ([sid, digest]) =>
-            digest === undefined
-              ? Option.none()
-              : Option.some({ key: Layout.sha256Tag(Layout.ARTIFACT.state(sid)), value: digest })),
+          ...[...current.pending].map(([key, value]) => ({ key, value })),
           { key: Layout.sha256Tag(Layout.ARTIFACT.tag), value: sha256(bytes) },
           // the commit tag goes last in the batch: MLflow writes a batch in order (sqlite: in one transaction)
           { key: Layout.TAG.commit, value: String(generation) }

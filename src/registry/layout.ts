@@ -87,7 +87,11 @@ export const releaseRuns = (repoid: string): Filter.Filter =>
 
 /** Every generation run (committed or not) under one release run. */
 export const generationRuns = (repoid: string, releaseRunId: string): Filter.Filter =>
-  Filter.and(Filter.tag(TAG.repoid, repoid), Filter.tag(TAG.level, LEVEL.generation), Filter.tag(TAG.parent, releaseRunId))
+  Filter.and(
+    Filter.tag(TAG.repoid, repoid),
+    Filter.tag(TAG.level, LEVEL.generation),
+    Filter.tag(TAG.parent, releaseRunId)
+  )
 
 /** The generation runs committed as number `generation` under one release run. */
 export const committedRuns = (repoid: string, releaseRunId: string, generation: number): Filter.Filter =>
