@@ -5,7 +5,11 @@
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, ConfigProvider, Effect, Either, Fiber, Layer, Option, Redacted, Schema, Stream, TestClock } from "effect"
+import { execFileSync } from "node:child_process"
 import { readFileSync } from "node:fs"
+import * as Https from "node:https"
+import type { AddressInfo } from "node:net"
+import type { TLSSocket } from "node:tls"
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -556,4 +560,72 @@ describe("wire schemas", () => {
     const result = Schema.decodeUnknownEither(Wire.CreateExperimentResponse)({ experiment_id: 932894131975189047 })
     expect(Either.isLeft(result)).toBe(true)
   })
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// TLS settings on a real HTTPS server (certificates made by openssl at test time)
+// ---------------------------------------------------------------------------------------------------------------
+
+const hasOpenssl = (() => {
+  try {
+    execFileSync("openssl", ["version"], { stdio: "ignore" })
+    return true
+  } catch {
+    return false
+  }
+})()
+
+describe.skipIf(!hasOpenssl)("MlflowHttp TLS settings (skipped without openssl)", () => {
+  /** A self-signed certificate for 127.0.0.1: [certificate PEM, key PEM]. */
+  const selfSigned = (dir: string, name: string): readonly [string, string] => {
+    const cert = join(dir, `${name}.crt`)
+    const key = join(dir, `${name}.key`)
+    execFileSync("openssl", [
+      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+      "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"
+    ], { stdio: "ignore" })
+    return [readFileSync(cert, "utf-8"), readFileSync(key, "utf-8")]
+  }
+
+  it.effect("verifies the server with MLFLOW_TRACKING_SERVER_CERT_PATH, skips it when insecure, sends the client certificate", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(
+        Effect.promise(() => mkdtemp(join(tmpdir(), "forml-tls-"))),
+        (d) => Effect.promise(() => rm(d, { recursive: true, force: true }))
+      )
+      const [serverCert, serverKey] = selfSigned(dir, "server")
+      const [clientCert, clientKey] = selfSigned(dir, "client")
+      const serverCertPath = join(dir, "server.crt")
+      const clientPem = join(dir, "client.pem")
+      yield* Effect.promise(() => writeFile(clientPem, clientCert + clientKey))
+      const url = yield* Effect.acquireRelease(
+        Effect.async<{ url: string; server: Https.Server }>((resume) => {
+          const server = Https.createServer(
+            { cert: serverCert, key: serverKey, ca: [clientCert], requestCert: true, rejectUnauthorized: false },
+            (req, res) => {
+              const socket = req.socket as TLSSocket
+              const name = socket.authorized ? "client-cert" : "anonymous"
+              res.writeHead(200, { "content-type": "application/json" })
+              res.end(JSON.stringify({ experiment: { experiment_id: "0", name, artifact_location: "", lifecycle_stage: "active" } }))
+            }
+          )
+          server.listen(0, "127.0.0.1", () =>
+            resume(Effect.succeed({ url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, server })))
+        }),
+        ({ server }) => Effect.async<void>((resume) => {
+          server.closeAllConnections()
+          server.close(() => resume(Effect.void))
+        })
+      ).pipe(Effect.map((s) => s.url))
+      const name = (tls: Pick<MlflowHttp.MlflowHttpConfig, "insecureTls" | "serverCertPath" | "clientCertPath">) =>
+        Effect.flatMap(MlflowHttp.make({ trackingUri: url, maxRetries: 0 }), (m) => m.getExperiment("0")).pipe(
+          Effect.map((e) => e.name),
+          Effect.provide(Layer.merge(MlflowHttp.layerUndiciTls(tls), NodeContext.layer))
+        )
+      const unverified = yield* Effect.flip(name({}))
+      expect(unverified._tag).toBe("TransportError")
+      expect(yield* name({ insecureTls: true })).toBe("anonymous")
+      expect(yield* name({ serverCertPath })).toBe("anonymous")
+      expect(yield* name({ serverCertPath, clientCertPath: clientPem })).toBe("client-cert")
+    }).pipe(Effect.scoped), 30_000)
 })
