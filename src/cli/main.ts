@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+/**
+ * The `forml-mlflow` executable: runs the command on Node and turns its outcome into one line on stderr and an exit
+ * code (0 done, 1 failed, 2 bad usage), never a stack trace.
+ */
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Effect, Exit, Logger, LogLevel, Option } from "effect"
+import { run } from "./Cli.js"
+import { ExitCode, printError, report } from "./Output.js"
+
+const main = run(process.argv).pipe(
+  Effect.as(ExitCode.ok),
+  Effect.catchAllCause((cause) => {
+    const { code, line } = report(cause)
+    return Effect.as(Option.match(line, { onNone: () => Effect.void, onSome: printError }), code)
+  }),
+  Effect.provide(NodeContext.layer),
+  // spans and logs of the libraries stay quiet unless --log-level asks for them
+  Logger.withMinimumLogLevel(LogLevel.Warning)
+)
+
+NodeRuntime.runMain(main, {
+  disableErrorReporting: true,
+  teardown: (exit, onExit) => {
+    if (Exit.isSuccess(exit)) onExit(typeof exit.value === "number" ? exit.value : ExitCode.ok)
+    else onExit(ExitCode.interrupted)
+  }
+})
