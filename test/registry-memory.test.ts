@@ -169,6 +169,24 @@ describe("MlflowRegistry on MlflowMemory: requests, paging, faults", () => {
       expect((yield* reader.pull(project, key.release("2"))).manifest.version.toString()).toBe("2")
     })))
 
+  it("a push whose upload fails leaves a release that is not listed; the next push completes it", () =>
+    withStore(Effect.gen(function*() {
+      const handle = yield* MlflowMemoryHandle
+      const reg = yield* registry()
+      const pkg = yield* Package.open(helloworldZip)
+      yield* handle.failNext("uploadArtifact", new TransportError({ operation: "test", reason: "injected" }))
+      expect((yield* Effect.flip(reg.push(pkg)))._tag).toBe("TransportError")
+      expect(yield* collect(reg.projects)).toEqual([])
+      expect((yield* Effect.flip(reg.write(project, release, StateId.random(), bytes("x"))))._tag).toBe("NotFound")
+      const fresh = yield* registry()
+      expect((yield* Effect.flip(collect(fresh.generations(project, release))))._tag).toBe("NotFound")
+      yield* reg.push(pkg)
+      expect((yield* collect(fresh.releases(project))).map(String)).toEqual(["1"])
+      const runs = (yield* handle.snapshot).runs
+      expect(runs).toHaveLength(1)
+      expect(Option.getOrUndefined(runs[0]!.tag("forml.sha256.package.4ml"))).toMatch(/^[0-9a-f]{64}$/)
+    })))
+
   it("concurrent calls on a cold instance share one look-up of each experiment, release and training", () =>
     withStore(Effect.gen(function*() {
       yield* (yield* registry()).push(yield* Package.open(helloworldZip))

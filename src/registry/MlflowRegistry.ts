@@ -308,7 +308,10 @@ export const make = (
       Effect.gen(function*() {
         const [project, release] = ref
         const experiment = yield* experiments.get(project)
-        const found = runsOf(yield* searchAll([experiment.id], Layout.releaseRuns(repoid)), release)
+        const found = runsOf(
+          (yield* searchAll([experiment.id], Layout.releaseRuns(repoid))).filter(Layout.isPublished),
+          release
+        )
         if (!Arr.isNonEmptyReadonlyArray(found)) return yield* releaseNotFound(project, release)
         const value: ReleaseRuns = { experiment, canonical: found[0], all: found }
         return value
@@ -330,7 +333,6 @@ export const make = (
           const active = runs.filter(isActive)
           if (Arr.isNonEmptyReadonlyArray(active)) {
             const value: ReleaseRuns = { experiment, canonical: active[0], all: active }
-            yield* releases.set(ref, value)
             return value
           }
           if (Arr.isNonEmptyReadonlyArray(runs)) {
@@ -343,12 +345,11 @@ export const make = (
             experimentId: experiment.id,
             userId: Layout.USER_ID,
             startTime: yield* now,
-            tags: Layout.releaseTags(repoid, release.toString())
+            tags: Layout.newReleaseTags(repoid, release.toString())
           }))
         )
         const value = yield* converge(experiment, release, own)
         if (Option.isNone(value)) return yield* Effect.fail(vanished(releaseNotFound(project, release)))
-        yield* releases.set(ref, value.value)
         return value.value
       })
     )
@@ -512,7 +513,9 @@ export const make = (
             Effect.map(
               searchAll(chunk.map((c) => c.experiment.experimentId), Layout.releaseRuns(repoid)),
               (runs) => {
-                for (const run of runs) if (Option.isSome(releaseKeyOf(run))) holders.add(run.info.experimentId)
+                for (const run of runs) {
+                  if (Layout.isPublished(run) && Option.isSome(releaseKeyOf(run))) holders.add(run.info.experimentId)
+                }
               }
             ),
           { concurrency, discard: true }
@@ -532,7 +535,7 @@ export const make = (
         Effect.gen(function*() {
           yield* ready
           const experiment = yield* experiments.get(project)
-          const runs = yield* searchAll([experiment.id], Layout.releaseRuns(repoid))
+          const runs = (yield* searchAll([experiment.id], Layout.releaseRuns(repoid))).filter(Layout.isPublished)
           // one key per PEP 440 version, as its canonical run spells it (`1.0` and `1.0.0` are one release)
           const keys: Array<ReleaseKey> = []
           for (const run of Arr.sort(runs, Layout.byStart)) {
@@ -572,14 +575,22 @@ export const make = (
         yield* Effect.acquireRelease(makeDirectory(scratch), () =>
           Effect.ignore(fs.remove(scratch, { recursive: true })))
         const zip = yield* Effect.provideService(Package.toZip(pkg, scratch), FileSystem.FileSystem, fs)
-        const run = (yield* createdReleases.get(releaseRef(project, release))).canonical
-        const source = Stream.mapError(fs.stream(zip), storage(zip))
-        const digest = yield* upload(run.info, Layout.ARTIFACT.package, source)
-        if (Option.isSome(digest)) {
-          yield* orVanished(
-            mlflow.setTags(run.runId, [{ key: Layout.sha256Tag(Layout.ARTIFACT.package), value: digest.value }])
-          )
-        }
+        // the sha256 in one streamed pass over the local zip; the upload then reads the file itself, so that the
+        // Mlflow layer can send it again when a PUT fails half-way
+        const digest = yield* fs.stream(zip).pipe(
+          Stream.runFold(createHash("sha256"), (hash, chunk) => hash.update(chunk)),
+          Effect.map((hash) => hash.digest("hex")),
+          Effect.mapError(storage(zip))
+        )
+        const ref = releaseRef(project, release)
+        const rel = yield* createdReleases.get(ref)
+        const run = rel.canonical
+        yield* mlflow.uploadArtifact(run.info, Layout.ARTIFACT.package, { file: zip })
+        // published: the sha256 replaces the empty tag the run was created with, and the release lists from now on
+        yield* orVanished(
+          mlflow.setTags(run.runId, [{ key: Layout.sha256Tag(Layout.ARTIFACT.package), value: digest }])
+        )
+        yield* releases.set(ref, rel)
       }))
     })
 

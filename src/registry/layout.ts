@@ -64,11 +64,27 @@ export interface TagPair {
   readonly value: string
 }
 
+/** ForML's release run tags. */
 export const releaseTags = (repoid: string, version: string): ReadonlyArray<TagPair> => [
   { key: TAG.repoid, value: repoid },
   { key: TAG.level, value: LEVEL.release },
   { key: TAG.commit, value: version }
 ]
+
+/**
+ * The tags this library creates a release run with: ForML's, plus an empty `forml.sha256.package.4ml` saying that the
+ * package is not uploaded yet. The push sets the real sha256 after the upload; until then the release is not listed.
+ */
+export const newReleaseTags = (repoid: string, version: string): ReadonlyArray<TagPair> => [
+  ...releaseTags(repoid, version),
+  { key: sha256Tag(ARTIFACT.package), value: "" }
+]
+
+/**
+ * Whether a release run holds its package: false only for a run this library created whose push did not finish
+ * (empty sha256 tag). ForML's runs carry no such tag and are taken as published, as ForML takes them.
+ */
+export const isPublished = (run: Run): boolean => !Option.contains(run.tag(sha256Tag(ARTIFACT.package)), "")
 
 export const generationTags = (repoid: string, releaseRunId: string, session: string): ReadonlyArray<TagPair> => [
   { key: TAG.repoid, value: repoid },

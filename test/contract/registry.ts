@@ -611,6 +611,28 @@ export const registryContract = <E>(
         expect((yield* reg.pull(project, key.release("1"))).manifest.name).toBe(project)
       }))
 
+    test("a push that did not finish (no package yet) is not listed and reads as NotFound until a push repairs it", () =>
+      Effect.gen(function*() {
+        const mlflow = yield* Mlflow
+        const repoid = unique("r")
+        const pkgs = yield* packages
+        const project = key.project(unique("unfinished"))
+        // what a push leaves when it fails between creating the release run and setting the package's sha256
+        const experimentId = yield* mlflow.createExperiment(`${project}@${repoid}`)
+        const unfinished = yield* mlflow.createRun({ experimentId, tags: Layout.newReleaseTags(repoid, "1") })
+        const reg = yield* registry({ repoid })
+        expect(yield* collect(reg.projects)).toEqual([])
+        expect(yield* collect(reg.releases(project))).toEqual([])
+        expect((yield* Effect.flip(reg.pull(project, key.release("1"))))._tag).toBe("NotFound")
+        expect((yield* Effect.flip(reg.write(project, key.release("1"), StateId.random(), bytes("x"))))._tag)
+          .toBe("NotFound")
+        yield* reg.push(yield* pkgs.zip(project, "1"))
+        expect((yield* runsOf(`${project}@${repoid}`)).map((r) => r.runId)).toEqual([unfinished.runId])
+        expect(yield* collect(reg.projects)).toEqual([project])
+        expect((yield* collect(reg.releases(project))).map(String)).toEqual(["1"])
+        expect((yield* reg.pull(project, key.release("1"))).manifest.name).toBe(project)
+      }))
+
     test("a package whose name is not a project key is InvalidInput and creates nothing", () =>
       Effect.gen(function*() {
         const reg = yield* registry({ repoid: unique("r") })
