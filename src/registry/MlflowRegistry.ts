@@ -15,6 +15,7 @@ import {
   Either,
   Equal,
   Layer,
+  MutableHashMap,
   Option,
   Scope,
   Stream
@@ -536,14 +537,23 @@ export const make = (
           yield* ready
           const experiment = yield* experiments.get(project)
           const runs = (yield* searchAll([experiment.id], Layout.releaseRuns(repoid))).filter(Layout.isPublished)
-          // one key per PEP 440 version, as its canonical run spells it (`1.0` and `1.0.0` are one release)
+          // one key per PEP 440 version, as its canonical run spells it (`1.0` and `1.0.0` are one release); each
+          // version is parsed once and grouped by ReleaseKey's Hash, so a listing stays linear in its runs
           const keys: Array<ReleaseKey> = []
+          const groups = MutableHashMap.empty<ReleaseKey, Array<Run>>()
           for (const run of Arr.sort(runs, Layout.byStart)) {
             const key = releaseKeyOf(run)
-            if (Option.isNone(key) || keys.some((k) => Equal.equals(k, key.value))) continue
-            keys.push(key.value)
-            const all = runsOf(runs, key.value)
-            yield* releases.set(releaseRef(project, key.value), { experiment, canonical: all[0]!, all })
+            if (Option.isNone(key)) continue
+            const group = MutableHashMap.get(groups, key.value)
+            if (Option.isSome(group)) group.value.push(run)
+            else {
+              keys.push(key.value)
+              MutableHashMap.set(groups, key.value, [run])
+            }
+          }
+          for (const key of keys) {
+            const all = Option.getOrElse(MutableHashMap.get(groups, key), (): Array<Run> => [])
+            yield* releases.set(releaseRef(project, key), { experiment, canonical: all[0]!, all })
           }
           return Stream.fromIterable(Arr.sort(keys, ReleaseKey.Order))
         })
