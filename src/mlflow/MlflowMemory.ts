@@ -419,6 +419,11 @@ type Fault =
   | { readonly kind: "nth"; readonly method: MethodName | "*"; remaining: number; readonly error: MlflowFailure }
   | { readonly kind: "next"; readonly method: MethodName | "*"; remaining: number; readonly error: MlflowFailure }
 
+// Records hold typed values already, so the entity constructors skip their own validation (`true`), which would
+// otherwise dominate the cost of a large search page.
+const toTags = (tags: ReadonlyMap<string, string>): ReadonlyArray<EntityTag> =>
+  Array.from(tags, ([key, value]) => new EntityTag({ key, value }, true))
+
 const toExperiment = (e: ExperimentRecord): Experiment =>
   new Experiment({
     experimentId: e.experimentId,
@@ -427,8 +432,8 @@ const toExperiment = (e: ExperimentRecord): Experiment =>
     lifecycleStage: e.lifecycleStage,
     creationTime: e.creationTime,
     lastUpdateTime: e.lastUpdateTime,
-    tags: [...e.tags].map(([key, value]) => new EntityTag({ key, value }))
-  })
+    tags: toTags(e.tags)
+  }, true)
 
 const toRunInfo = (r: RunRecord): RunInfo =>
   new RunInfo({
@@ -441,10 +446,15 @@ const toRunInfo = (r: RunRecord): RunInfo =>
     ...(r.endTime === undefined ? {} : { endTime: r.endTime }),
     artifactUri: r.artifactUri,
     lifecycleStage: r.lifecycleStage
-  })
+  }, true)
 
-const toRun = (r: RunRecord): Run =>
-  new Run({ info: toRunInfo(r), tags: [...r.tags].map(([key, value]) => new EntityTag({ key, value })) })
+const toRun = (r: RunRecord): Run => new Run({ info: toRunInfo(r), tags: toTags(r.tags) }, true)
+
+/** A listing entry: a directory when it has no size. */
+const toFileInfo = (path: string, size: number | undefined): FileInfo =>
+  size === undefined
+    ? new FileInfo({ path, isDir: true }, true)
+    : new FileInfo({ path, isDir: false, fileSize: size }, true)
 
 const compareStrings = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 
@@ -906,12 +916,9 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
     yield* enter("listArtifacts")
     const dir = path === undefined || path === "" ? "" : yield* validateArtifactPath(path)
     const root = rootKey(run.artifactUri)
-    return listLevel(dir === "" ? root : joinKey(root, dir)).map(([name, size]) => {
-      const relative = dir === "" ? name : `${dir}/${name}`
-      return size === undefined
-        ? new FileInfo({ path: relative, isDir: true })
-        : new FileInfo({ path: relative, isDir: false, fileSize: size })
-    })
+    return listLevel(dir === "" ? root : joinKey(root, dir)).map(([name, size]) =>
+      toFileInfo(dir === "" ? name : `${dir}/${name}`, size)
+    )
   })
 
   const mlflow: Mlflow.Service = {
@@ -1090,12 +1097,7 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
         return bytes === undefined ? Effect.fail(new NotFound({ entity: "artifact", key: loc })) : Effect.succeed(bytes)
       }),
     listArtifactsAt: (location) =>
-      Effect.map(checkLocation(location), (loc) =>
-        listLevel(loc).map(([name, size]) =>
-          size === undefined
-            ? new FileInfo({ path: name, isDir: true })
-            : new FileInfo({ path: name, isDir: false, fileSize: size })
-        )),
+      Effect.map(checkLocation(location), (loc) => listLevel(loc).map(([name, size]) => toFileInfo(name, size))),
     deleteArtifactAt: (location) =>
       Effect.map(checkLocation(location), (loc) => {
         artifacts.delete(loc)
