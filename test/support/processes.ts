@@ -5,18 +5,15 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import type { Event, Plan } from "./worker.js"
 
 export type { Event, Plan, Step } from "./worker.js"
 
-let bundled: Promise<string> | undefined
-
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url))
 
-/** A digest of every source the worker bundles (the library and the worker), naming its cached bundle. */
+/** A digest of every source a bundle may hold (the library, the CLI and the test support), naming cached bundles. */
 const sourceDigest = (): string => {
   const hash = createHash("sha256")
   const walk = (dir: string): void => {
@@ -33,20 +30,28 @@ const sourceDigest = (): string => {
 }
 
 /**
- * The worker as one self-contained ES module. It is built on first use and cached in the temporary directory under
- * a digest of its sources, so the test files (and runs) share one build until a source changes.
+ * Bundles live two levels under the repository (`node_modules/.forml-mlflow-test/`), so that a module finding
+ * `../../package.json` from its own place (the CLI's version) finds the repository's, as it does from `dist/cli/`.
  */
-export const workerScript = (): Promise<string> => {
-  if (bundled === undefined) {
-    bundled = (async () => {
-      const dir = join(tmpdir(), "forml-mlflow-worker")
-      mkdirSync(dir, { recursive: true })
-      const outfile = join(dir, `worker-${sourceDigest()}.mjs`)
+const bundleDir = join(repoRoot, "node_modules", ".forml-mlflow-test")
+
+const bundles = new Map<string, Promise<string>>()
+
+/**
+ * One entry point as a self-contained ES module, built on first use and cached under a digest of the sources, so
+ * that the test files (and runs) share one build until a source changes.
+ */
+const bundle = (name: string, entry: string): Promise<string> => {
+  let built = bundles.get(name)
+  if (built === undefined) {
+    built = (async () => {
+      mkdirSync(bundleDir, { recursive: true })
+      const outfile = join(bundleDir, `${name}-${sourceDigest()}.mjs`)
       if (existsSync(outfile)) return outfile
       const { build } = await import("esbuild")
       const staged = `${outfile}.${process.pid}.tmp`
       await build({
-        entryPoints: [join(repoRoot, "test", "support", "worker.ts")],
+        entryPoints: [entry],
         outfile: staged,
         bundle: true,
         platform: "node",
@@ -58,15 +63,45 @@ export const workerScript = (): Promise<string> => {
       })
       renameSync(staged, outfile)
       // bundles of older sources are of no further use
-      for (const name of readdirSync(dir)) {
-        if (name.startsWith("worker-") && name.endsWith(".mjs") && join(dir, name) !== outfile) {
-          rmSync(join(dir, name), { force: true })
+      for (const file of readdirSync(bundleDir)) {
+        if (file.startsWith(`${name}-`) && file.endsWith(".mjs") && join(bundleDir, file) !== outfile) {
+          rmSync(join(bundleDir, file), { force: true })
         }
       }
       return outfile
     })()
+    bundles.set(name, built)
   }
-  return bundled
+  return built
+}
+
+/** The worker script (`test/support/worker.ts`) as one ES module. */
+export const workerScript = (): Promise<string> => bundle("worker", join(repoRoot, "test", "support", "worker.ts"))
+
+/** The `forml-mlflow` command (`src/cli/main.ts`) as one ES module. */
+export const cliScript = (): Promise<string> => bundle("cli", join(repoRoot, "src", "cli", "main.ts"))
+
+export interface CliResult {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Runs `forml-mlflow args...` to its end with `env` added to this process's environment. */
+export const runCli = async (
+  args: ReadonlyArray<string>,
+  env: Record<string, string | undefined> = {},
+  cwd: string = repoRoot
+): Promise<CliResult> => {
+  const script = await cliScript()
+  return await new Promise((resolve) => {
+    const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env }, cwd, stdio: ["ignore", "pipe", "pipe"] })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c))
+    child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c))
+    child.on("close", (code) => resolve({ code, stdout, stderr }))
+  })
 }
 
 export interface Worker {
