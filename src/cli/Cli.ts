@@ -39,7 +39,8 @@ import {
 // Global options (accepted before the command name and after it)
 // ---------------------------------------------------------------------------------------------------------------
 
-const globalOptions = {
+/** The options every command takes (spread them into a new command's config). */
+export const globalOptions = {
   trackingUri: Options.text("tracking-uri").pipe(
     Options.withDescription(
       "The MLflow store: an http(s):// server, a file: URI or a local path (default: MLFLOW_TRACKING_URI, else ./mlruns)"
@@ -53,7 +54,7 @@ const globalOptions = {
   json: Options.boolean("json").pipe(Options.withDescription("Print one JSON document instead of text"))
 }
 
-interface Globals {
+export interface Globals {
   readonly trackingUri: Option.Option<string>
   readonly repoid: Option.Option<string>
   readonly json: boolean
@@ -64,7 +65,7 @@ const root = Command.make("forml-mlflow", globalOptions).pipe(
 )
 
 /** The global settings: the ones given after the command name win over the ones before it. */
-const globals = (local: Globals) =>
+export const globals = (local: Globals) =>
   Effect.map(root, (top): Globals => ({
     trackingUri: Option.orElse(local.trackingUri, () => top.trackingUri),
     repoid: Option.orElse(local.repoid, () => top.repoid),
@@ -75,7 +76,7 @@ const globals = (local: Globals) =>
  * Runs a command body against the registry the settings point to: the store layer, progress reporting on a
  * terminal (never with --json), and the registry over it.
  */
-const withRegistry = <A, E>(
+export const withRegistry = <A, E>(
   g: Globals,
   body: Effect.Effect<A, E, Registry | Mlflow | FileSystem.FileSystem | Path.Path>
 ) =>
@@ -554,11 +555,16 @@ const demo = Command.make("demo", globalOptions, (a) =>
 // The application
 // ---------------------------------------------------------------------------------------------------------------
 
+/** The package version, for --version (0.0.0 when package.json cannot be read). */
 const version = (): string => {
-  const pkg: unknown = createRequire(import.meta.url)("../../package.json")
-  return typeof pkg === "object" && pkg !== null && "version" in pkg && typeof pkg.version === "string"
-    ? pkg.version
-    : "0.0.0"
+  try {
+    const pkg: unknown = createRequire(import.meta.url)("../../package.json")
+    return typeof pkg === "object" && pkg !== null && "version" in pkg && typeof pkg.version === "string"
+      ? pkg.version
+      : "0.0.0"
+  } catch {
+    return "0.0.0"
+  }
 }
 
 export const command = root.pipe(Command.withSubcommands([list, push, pull, show, state, commit, demo]))
