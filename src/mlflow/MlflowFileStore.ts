@@ -29,19 +29,19 @@
 import { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
 import { Chunk, Clock, Effect, Either, Layer, Option, Stream } from "effect"
-import { randomBytes, randomUUID } from "node:crypto"
+import { randomBytes } from "node:crypto"
 import YAML from "yaml"
 import { AlreadyExists, InvalidInput, MlflowApiError, NotFound, StorageError } from "../errors.js"
 import type { MlflowFailure } from "../errors.js"
 import * as Filter from "./Filter.js"
 import * as LocalArtifacts from "./LocalArtifacts.js"
 import { EntityTag, Experiment, Mlflow, Run, RunInfo, validateTagKey } from "./Mlflow.js"
+import { compareStrings, newRunId, randomRunName, validateTags, viewAdmits } from "./semantics.js"
 import type {
   ArtifactRoot,
   ArtifactSource,
   CreateRunOptions,
   FileInfo,
-  LifecycleStage,
   RunStatus,
   SearchExperimentsOptions,
   SearchRunsOptions,
@@ -276,40 +276,19 @@ const statusOf = (v: unknown): RunStatus => {
 // Pure helpers: names, filters, order
 // ---------------------------------------------------------------------------------------------------------------
 
-const ADJECTIVES = [
-  "able", "bold", "brave", "bright", "calm", "clever", "crisp", "dapper", "eager", "gentle", "honest", "nimble",
-  "polite", "rare", "serene", "sincere", "stately", "tasteful", "useful", "wise"
-]
-const ANIMALS = [
-  "ant", "bass", "bat", "bee", "cat", "crab", "deer", "doe", "elk", "fox", "goat", "hare", "lark", "mole", "moth",
-  "owl", "ram", "skink", "snail", "toad", "wolf", "yak"
-]
-
-const pick = <A>(items: ReadonlyArray<A>): A => items[randomBytes(4).readUInt32BE(0) % items.length]!
-
-/** A name like MLflow's generated ones (`rogue-skink-852`). */
-const randomRunName = (): string => `${pick(ADJECTIVES)}-${pick(ANIMALS)}-${randomBytes(2).readUInt16BE(0) % 1000}`
-
 /** A random 18-digit decimal id, as MLflow's file store makes them. */
 const randomExperimentId = (): string => {
   const n = BigInt(`0x${randomBytes(8).toString("hex")}`) % 900_000_000_000_000_000n + 100_000_000_000_000_000n
   return n.toString()
 }
 
-const newRunId = (): string => randomUUID().replace(/-/g, "")
-
-const checkTags = (
-  tags: ReadonlyArray<{ readonly key: string; readonly value: string }>
-): Either.Either<void, InvalidInput> => {
-  for (const tag of tags) {
-    const checked = validateTagKey(tag.key)
-    if (Either.isLeft(checked)) return Either.left(checked.left)
-    if (tag.key.split("/").some(LocalArtifacts.isTempName)) {
-      return Either.left(new InvalidInput({ kind: "TagKey", input: tag.key, reason: "a segment uses a reserved name" }))
-    }
-  }
-  return Either.void
-}
+/** `validateTagKey`, and no segment named as a temporary file (a tag key is a path under `tags/`). */
+const checkTags = (tags: ReadonlyArray<{ readonly key: string; readonly value: string }>) =>
+  validateTags(tags, (key) =>
+    Either.flatMap(validateTagKey(key), () =>
+      key.split("/").some(LocalArtifacts.isTempName)
+        ? Either.left(new InvalidInput({ kind: "TagKey", input: key, reason: "a segment uses a reserved name" }))
+        : Either.void))
 
 /** The last value of each key, in first-seen key order (MLflow's log-batch: the last value wins). */
 const lastWins = (
@@ -418,8 +397,6 @@ const runValue = (run: Run, key: OrderKey): string | number | undefined => {
   }
 }
 
-const compareStrings = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
-
 /** The given keys (missing values last), then MLflow's defaults: start_time DESC, run_id ASC. */
 const runComparator = (keys: ReadonlyArray<OrderKey>) => {
   const all: Array<OrderKey> = [...keys]
@@ -441,17 +418,6 @@ const runComparator = (keys: ReadonlyArray<OrderKey>) => {
       if (c !== 0) return key.ascending ? c : -c
     }
     return 0
-  }
-}
-
-const viewAdmits = (viewType: ViewType | undefined, stage: LifecycleStage): boolean => {
-  switch (viewType ?? "ACTIVE_ONLY") {
-    case "ACTIVE_ONLY":
-      return stage === "active"
-    case "DELETED_ONLY":
-      return stage === "deleted"
-    case "ALL":
-      return true
   }
 }
 
@@ -1005,7 +971,7 @@ export const make = (
           reason: `the run name differs from the ${RUN_NAME_TAG} tag '${nameTag}'`
         })
       }
-      const runName = requested ?? nameTag ?? randomRunName()
+      const runName = requested ?? nameTag ?? (yield* randomRunName)
       const tags = nameTag === undefined ? [...given, { key: RUN_NAME_TAG, value: runName }] : given
       const runId = newRunId()
       const info = new RunInfo({

@@ -2,13 +2,13 @@
  * MlflowMemory: an in-process Mlflow layer with the semantics of an MLflow 2.17 tracking server (sqlite flavour),
  * plus a handle (MlflowMemoryHandle) to inspect and seed its state, count calls, inject faults and page searches.
  */
-import { Chunk, Clock, Context, Duration, Effect, Either, Layer, Option, Random, Stream } from "effect"
-import { randomUUID } from "node:crypto"
+import { Chunk, Clock, Context, Duration, Effect, Either, Layer, Option, Stream } from "effect"
 import { readFile } from "node:fs/promises"
 import { AlreadyExists, InvalidInput, MlflowApiError, NotFound, StorageError } from "../errors.js"
 import type { MlflowFailure } from "../errors.js"
 import * as Filter from "./Filter.js"
 import {
+  concatBytes,
   EntityTag,
   Experiment,
   FileInfo,
@@ -18,6 +18,7 @@ import {
   validateArtifactPath,
   validateTagKey
 } from "./Mlflow.js"
+import { compareStrings, newRunId, randomRunName, validateTags, viewAdmits } from "./semantics.js"
 import type {
   ArtifactRoot,
   ArtifactSource,
@@ -26,8 +27,7 @@ import type {
   RunStatus,
   SearchExperimentsOptions,
   SearchRunsOptions,
-  UpdateRunOptions,
-  ViewType
+  UpdateRunOptions
 } from "./Mlflow.js"
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -177,15 +177,6 @@ export const MAX_EXPERIMENTS_PAGE_SIZE = 50000
 const ARTIFACTS_SCHEME = "mlflow-artifacts:"
 const DOWNLOAD_CHUNK = 64 * 1024
 
-const ADJECTIVES = [
-  "able", "bold", "brave", "bright", "calm", "clever", "crisp", "dapper", "eager", "fancy", "gentle", "glamorous",
-  "honest", "useful", "stately", "thundering", "nimble", "polite", "rare", "serene", "sincere", "tasteful", "wise"
-]
-const ANIMALS = [
-  "ant", "bass", "bat", "bee", "cat", "crab", "deer", "doe", "elk", "fly", "fox", "goat", "hare", "lamb", "lark",
-  "mole", "moth", "owl", "ram", "shrike", "slug", "snail", "toad", "wolf", "yak"
-]
-
 const tagsOf = (tags: TagsInput | undefined): ReadonlyArray<{ readonly key: string; readonly value: string }> => {
   if (tags === undefined) return []
   if (Array.isArray(tags)) return tags as ReadonlyArray<{ readonly key: string; readonly value: string }>
@@ -198,18 +189,6 @@ const artifactsOf = (
   if (artifacts === undefined) return []
   if (Array.isArray(artifacts)) return artifacts as ReadonlyArray<{ readonly path: string; readonly bytes: Uint8Array }>
   return Object.entries(artifacts as Readonly<Record<string, Uint8Array>>).map(([path, bytes]) => ({ path, bytes }))
-}
-
-const copyConcat = (chunks: ReadonlyArray<Uint8Array>): Uint8Array => {
-  let size = 0
-  for (const c of chunks) size += c.length
-  const out = new Uint8Array(size)
-  let offset = 0
-  for (const c of chunks) {
-    out.set(c, offset)
-    offset += c.length
-  }
-  return out
 }
 
 /** The artifact store key of a run root: the path under `mlflow-artifacts:/`, or the whole URI for other schemes. */
@@ -233,17 +212,6 @@ const notActiveExperiment = (experimentId: string) =>
     errorCode: "INVALID_PARAMETER_VALUE",
     detail: `The experiment ${experimentId} must be in the 'active' state. Current state is deleted.`
   })
-
-const viewAdmits = (viewType: ViewType | undefined, stage: LifecycleStage): boolean => {
-  switch (viewType ?? "ACTIVE_ONLY") {
-    case "ACTIVE_ONLY":
-      return stage === "active"
-    case "DELETED_ONLY":
-      return stage === "deleted"
-    case "ALL":
-      return true
-  }
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Paging tokens: base64 of Python-layout JSON `{"offset": N}`, as MLflow's SearchUtils makes them
@@ -456,8 +424,6 @@ const toFileInfo = (path: string, size: number | undefined): FileInfo =>
     ? new FileInfo({ path, isDir: true }, true)
     : new FileInfo({ path, isDir: false, fileSize: size }, true)
 
-const compareStrings = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
-
 const runValue = (run: RunRecord, key: OrderKey): string | number | undefined => {
   if (key.kind === "tag") return run.tags.get(key.key)
   switch (key.key) {
@@ -503,15 +469,6 @@ const runComparator = (keys: ReadonlyArray<OrderKey>) => {
     return 0
   }
 }
-
-const randomRunName = Effect.gen(function*() {
-  const adjective = ADJECTIVES[yield* Random.nextIntBetween(0, ADJECTIVES.length)]!
-  const animal = ANIMALS[yield* Random.nextIntBetween(0, ANIMALS.length)]!
-  const n = yield* Random.nextIntBetween(0, 1000)
-  return `${adjective}-${animal}-${n}`
-})
-
-const newRunId = (): string => randomUUID().replace(/-/g, "")
 
 /** Builds a store; `mlflow` and the handle share it. */
 export const make = (options: MlflowMemoryOptions = {}): Effect.Effect<MlflowMemoryHandle.Service> =>
@@ -583,16 +540,6 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
 
   const activeRun = (runId: string): Either.Either<RunRecord, NotFound | MlflowApiError> =>
     Either.flatMap(findRun(runId), (r) => (r.lifecycleStage === "active" ? Either.right(r) : Either.left(notActiveRun(runId))))
-
-  const checkTags = (
-    tags: ReadonlyArray<{ readonly key: string; readonly value: string }>
-  ): Either.Either<void, InvalidInput> => {
-    for (const tag of tags) {
-      const checked = validateTagKey(tag.key)
-      if (Either.isLeft(checked)) return Either.left(checked.left)
-    }
-    return Either.void
-  }
 
   const setRunTag = (run: RunRecord, key: string, value: string) => {
     run.tags.set(key, value)
@@ -698,7 +645,9 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
         catch: (e) => new StorageError({ path: file, reason: e instanceof Error ? e.message : String(e) })
       }).pipe(Effect.map((buf) => new Uint8Array(buf.buffer, buf.byteOffset, buf.length)))
     }
-    return Effect.map(Stream.runCollect(source), (chunks) => copyConcat(Chunk.toReadonlyArray(chunks)))
+    // a single chunk is copied too: the store never shares bytes with its caller
+    return Effect.map(Stream.runCollect(source), (chunks) =>
+      chunks.length === 1 ? Chunk.unsafeHead(chunks).slice() : concatBytes(Chunk.toReadonlyArray(chunks)))
   }
 
   // -- the service --------------------------------------------------------------------------------------------------
@@ -724,7 +673,7 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
       return yield* new InvalidInput({ kind: "ExperimentName", input: name, reason: "empty" })
     }
     const tags = options?.tags ?? []
-    yield* checkTags(tags)
+    yield* validateTags(tags)
     const now = yield* Clock.currentTimeMillis
     if (findExperimentByName(name) !== undefined) return yield* new AlreadyExists({ entity: "experiment", key: name })
     while (experiments.has(String(nextExperimentId))) nextExperimentId += 1n
@@ -788,7 +737,7 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
     const experiment = yield* findExperiment(options.experimentId)
     if (experiment.lifecycleStage !== "active") return yield* notActiveExperiment(options.experimentId)
     const tags = options.tags ?? []
-    yield* checkTags(tags)
+    yield* validateTags(tags)
     let nameTag: string | undefined
     for (const t of tags) if (t.key === "mlflow.runName") nameTag = t.value
     const given = options.runName === undefined || options.runName === "" ? undefined : options.runName
@@ -858,7 +807,7 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
     yield* enter("setTags")
     if (tags.length === 0) return
     // every tag is checked before any is written, so a rejected call changes nothing
-    yield* checkTags(tags)
+    yield* validateTags(tags)
     const run = yield* activeRun(runId)
     for (const t of tags) setRunTag(run, t.key, t.value)
   })
