@@ -444,7 +444,10 @@ const state = Command.make(
               base64: Buffer.from(data).toString("base64")
             })
           }
-          yield* Stream.run(bytes, stdoutSink)
+          // a reader that stops early (`| head`) is not a failure of this command
+          yield* Stream.run(bytes, stdoutSink).pipe(
+            Effect.catchIf((e) => e instanceof StorageError && e.path === "stdout" && /EPIPE/.test(e.reason), () => Effect.void)
+          )
         })
       ))
 ).pipe(Command.withDescription("Write one state blob of a generation to stdout (raw bytes) or to a file"))

@@ -1,0 +1,233 @@
+/**
+ * The benchmark's scenarios besides the lifecycle: artifact transfer through MlflowHttp against bare fetch, many states
+ * written with bounded concurrency against sequentially, and the listing of a release with many generations.
+ */
+import { NodeContext } from "@effect/platform-node"
+import { Chunk, Effect, Either, Layer, Scope, Stream, Exit } from "effect"
+import { randomUUID } from "node:crypto"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Package } from "../src/asset/Package.js"
+import { ProjectKey } from "../src/asset/ProjectKey.js"
+import { ReleaseKey } from "../src/asset/ReleaseKey.js"
+import { StateId } from "../src/asset/StateId.js"
+import * as Filter from "../src/mlflow/Filter.js"
+import { Mlflow } from "../src/mlflow/Mlflow.js"
+import type { ArtifactRoot } from "../src/mlflow/Mlflow.js"
+import * as Layout from "../src/registry/layout.js"
+import { MlflowRegistry } from "../src/registry/MlflowRegistry.js"
+import type { Registry } from "../src/registry/Registry.js"
+import { pool, tagOf } from "./bare.js"
+import { payloads, smallPackage } from "./fixtures.js"
+import { compare, type Sample } from "./stats.js"
+import type { Target } from "./target.js"
+
+export interface Pair {
+  readonly library: Sample
+  readonly floor: Sample
+}
+
+const pair = ([library, floor]: ReadonlyArray<Sample>): Pair => ({ library: library!, floor: floor! })
+
+/** A run of a fresh experiment to hold artifacts, made with the library (its requests are not measured). */
+const scratchRun = (target: Target): Promise<ArtifactRoot> =>
+  target.runtime.runPromise(Effect.gen(function*() {
+    const mlflow = yield* Mlflow
+    const experimentId = yield* mlflow.createExperiment(`bench-scratch-${randomUUID().slice(0, 8)}`)
+    const run = yield* mlflow.createRun({ experimentId })
+    return { runId: run.runId, artifactUri: run.info.artifactUri }
+  }))
+
+// ---------------------------------------------------------------------------------------------------------------
+// Artifact transfer
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Uploads and downloads `size` bytes through MlflowHttp and through bare fetch, to and from the same run. */
+export const transfer = async (target: Target, size: number, runs: number, warmup: number) => {
+  const root = await scratchRun(target)
+  const bytes = payloads(1, size)[0]!
+  const check = (n: number) => {
+    if (n !== size) throw new Error(`downloaded ${n} bytes, not ${size}`)
+  }
+  const upload = pair(await compare(runs, warmup, [
+    {
+      counter: target.library,
+      op: () => target.runtime.runPromise(Effect.flatMap(Mlflow, (m) => m.uploadArtifact(root, "library.bin", bytes)))
+    },
+    { counter: target.floor, op: () => target.bare.put(root.artifactUri, "bare.bin", bytes) }
+  ]))
+  const download = pair(await compare(runs, warmup, [
+    {
+      counter: target.library,
+      op: () =>
+        target.runtime.runPromise(
+          Effect.flatMap(Mlflow, (m) => Stream.runFold(m.downloadArtifact(root, "library.bin"), 0, (n, c) => n + c.length))
+        ).then(check)
+    },
+    { counter: target.floor, op: () => target.bare.getEach(root.artifactUri, "library.bin", () => undefined).then(check) }
+  ]))
+  return { upload, download }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Many states: bounded concurrency against sequential
+// ---------------------------------------------------------------------------------------------------------------
+
+/** A registry instance of the runtime, alive until `close`; `project` has release 1.0 pushed. */
+const warmRegistry = async (target: Target, dir: string) => {
+  const scope = Effect.runSync(Scope.make())
+  const name = `bench-states-${randomUUID().slice(0, 8)}`
+  const zip = await smallPackage(dir, name, "1.0")
+  const context = Layer.buildWithScope(NodeContext.layer, scope)
+  const reg = await target.runtime.runPromise(Effect.gen(function*() {
+    const ctx = yield* context
+    const reg = yield* Effect.provide(Scope.extend(MlflowRegistry.make(), scope), ctx)
+    yield* Effect.provide(Effect.flatMap(Package.open(zip), reg.push), ctx)
+    return reg
+  }))
+  return {
+    reg,
+    project: Either.getOrThrow(ProjectKey.parse(name)),
+    release: Either.getOrThrow(ReleaseKey.parse("1.0")),
+    close: () => Effect.runPromise(Scope.close(scope, Exit.void))
+  }
+}
+
+/**
+ * Writes `count` states of `size` bytes as one training, with `concurrency` writes in flight and one at a time, through
+ * the registry and through bare fetch (PUTs into one run). Every run writes fresh state ids into the same training.
+ */
+export const states = async (
+  target: Target,
+  count: number,
+  size: number,
+  concurrency: number,
+  runs: number,
+  warmup: number
+) => {
+  const dir = await mkdtemp(join(tmpdir(), "forml-bench-"))
+  const warm = await warmRegistry(target, dir)
+  try {
+    const data = payloads(count, size)
+    const root = await scratchRun(target)
+    const write = (reg: Registry.Service, inFlight: number) => () =>
+      target.runtime.runPromise(
+        Effect.forEach(data, (bytes) => reg.write(warm.project, warm.release, StateId.random(), bytes), {
+          concurrency: inFlight,
+          discard: true
+        })
+      )
+    const bare = (inFlight: number) => () =>
+      pool(data, inFlight, (bytes) => target.bare.put(root.artifactUri, `${randomUUID()}.bin`, bytes))
+    const sequential = pair(await compare(runs, warmup, [
+      { counter: target.library, op: write(warm.reg, 1) },
+      { counter: target.floor, op: bare(1) }
+    ]))
+    const parallel = pair(await compare(runs, warmup, [
+      { counter: target.library, op: write(warm.reg, concurrency) },
+      { counter: target.floor, op: bare(concurrency) }
+    ]))
+    return { sequential, parallel }
+  } finally {
+    await warm.close()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Listing many generations
+// ---------------------------------------------------------------------------------------------------------------
+
+const hex32 = (prefix: string, n: number) => `${prefix}${n.toString(16).padStart(32 - prefix.length, "0")}`
+
+/**
+ * Puts a project with one release holding `count` committed generations on the server: straight into the emulator's
+ * store, or (a real server) with runs/create calls, 16 in flight. Returns the project name and the release run id.
+ */
+const seedGenerations = async (target: Target, count: number): Promise<{ project: string; releaseRunId: string }> => {
+  const project = `bench-listing-${randomUUID().slice(0, 8)}`
+  const repoid = ""
+  if (target.load !== undefined) {
+    const experimentId = String(9_000_000 + Math.floor(Math.random() * 1_000_000))
+    const releaseRunId = hex32("beac", 0)
+    const start = Date.now() - 3_600_000
+    await target.load({
+      experiments: [{ experimentId, name: project }],
+      runs: [
+        {
+          runId: releaseRunId,
+          experimentId,
+          userId: Layout.USER_ID,
+          startTime: start,
+          tags: Layout.releaseTags(repoid, "1.0")
+        },
+        ...Array.from({ length: count }, (_, i) => ({
+          runId: hex32(`b${experimentId}`, i),
+          experimentId,
+          userId: Layout.USER_ID,
+          status: "FINISHED" as const,
+          startTime: start + 1 + i,
+          endTime: start + 2 + i,
+          tags: [
+            ...Layout.generationTags(repoid, releaseRunId, "seeded"),
+            { key: Layout.TAG.commit, value: String(i + 1) }
+          ]
+        }))
+      ]
+    })
+    return { project, releaseRunId }
+  }
+  const bare = target.bare
+  const experimentId = await bare.createExperiment(project)
+  const release = await bare.createRun(experimentId, Layout.releaseTags(repoid, "1.0"))
+  await pool(Array.from({ length: count }, (_, i) => i), 16, async (i) => {
+    await bare.createRun(experimentId, [
+      ...Layout.generationTags(repoid, release.runId, "seeded"),
+      { key: Layout.TAG.commit, value: String(i + 1) }
+    ])
+  })
+  return { project, releaseRunId: release.runId }
+}
+
+/** Lists the generations of a release holding `count` of them: the registry (release resolved) against bare pages. */
+export const listing = async (target: Target, count: number, runs: number, warmup: number) => {
+  const floorBefore = target.floor.requests
+  const seed = await seedGenerations(target, count)
+  target.floor.requests = floorBefore
+  const project = Either.getOrThrow(ProjectKey.parse(seed.project))
+  const release = Either.getOrThrow(ReleaseKey.parse("1.0"))
+  const scope = Effect.runSync(Scope.make())
+  try {
+    const reg = await target.runtime.runPromise(Scope.extend(MlflowRegistry.make(), scope).pipe(Effect.provide(NodeContext.layer)))
+    // the release is resolved once (a warm instance), as it would be after any other call on it
+    await target.runtime.runPromise(Stream.runDrain(reg.releases(project)))
+    const check = (n: number) => {
+      if (n !== count) throw new Error(`listed ${n} generations, not ${count}`)
+    }
+    const filter = Either.getOrThrow(Filter.render(Layout.generationRuns("", seed.releaseRunId)))
+    const experimentId = (await target.bare.get<{ experiment: { experiment_id: string } }>(
+      "experiments/get-by-name",
+      { experiment_name: seed.project }
+    )).experiment.experiment_id
+    target.floor.requests = floorBefore
+    return pair(await compare(runs, warmup, [
+      {
+        counter: target.library,
+        op: () =>
+          target.runtime.runPromise(
+            Effect.map(Stream.runCollect(reg.generations(project, release)), (c) => Chunk.toReadonlyArray(c).length)
+          ).then(check)
+      },
+      {
+        counter: target.floor,
+        op: async () => {
+          const found = await target.bare.searchRuns([experimentId], filter)
+          check(new Set(found.flatMap((r) => tagOf(r, Layout.TAG.commit) ?? [])).size)
+        }
+      }
+    ]))
+  } finally {
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+  }
+}
