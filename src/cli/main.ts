@@ -16,7 +16,9 @@ const main = run(process.argv).pipe(
     return Effect.as(Option.match(line, { onNone: () => Effect.void, onSome: printError }), code)
   }),
   Effect.provide(NodeContext.layer),
-  // spans and logs of the libraries stay quiet unless --log-level asks for them
+  // logs go to stderr (stdout carries the output, possibly JSON or raw bytes), warnings and above unless
+  // --log-level asks for more
+  Effect.provide(Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))),
   Logger.withMinimumLogLevel(LogLevel.Warning)
 )
 
