@@ -18,6 +18,7 @@ import * as Directory from "../registry/Directory.js"
 import * as MlflowRegistry from "../registry/MlflowRegistry.js"
 import { Registry } from "../registry/Registry.js"
 import * as Demo from "./Demo.js"
+import * as Gc from "./gc.js"
 import { fields, printJson, printLine, table } from "./Output.js"
 import * as Progress from "./Progress.js"
 import * as Store from "./Store.js"
@@ -570,7 +571,11 @@ const version = (): string => {
   }
 }
 
-export const command = root.pipe(Command.withSubcommands([list, push, pull, show, state, commit, demo]))
+export const command = root.pipe(
+  Command.withSubcommands([
+    list, push, pull, show, state, commit, demo, Gc.command({ globalOptions, globals, withRegistry })
+  ])
+)
 
 /** Parses `argv` (as `process.argv`: runtime and script first) and runs the command it names. */
 export const run = Command.run(command, { name: "forml-mlflow", version: version() })

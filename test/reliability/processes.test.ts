@@ -11,7 +11,15 @@ import { describe, expect, it } from "vitest"
 import YAML from "yaml"
 import * as MlflowFileStore from "../../src/mlflow/MlflowFileStore.js"
 import { Mlflow } from "../../src/mlflow/Mlflow.js"
-import { type Event, type Plan, startWorker, type Worker, workerScript } from "../support/processes.js"
+import {
+  type CliResult,
+  type Event,
+  type Plan,
+  runCli,
+  startWorker,
+  type Worker,
+  workerScript
+} from "../support/processes.js"
 import { helloworldZip, Probe, readBack, store, unboundRuns, unique } from "./support.js"
 
 type Committed = Extract<Event, { event: "committed" }>
@@ -31,16 +39,20 @@ const envOf = (probe: Probe, extra: Record<string, string> = {}): Record<string,
     onSome: (e) => ({ MLFLOW_TRACKING_URI: e.url, MLFLOW_HTTP_REQUEST_BACKOFF_JITTER: "0", ...extra })
   })
 
+/** The CLI's store option: the file store's root (the emulator is reached through MLFLOW_TRACKING_URI). */
+const cliStore = (probe: Probe): Record<string, string> =>
+  Option.match(probe.root, { onNone: () => ({}), onSome: (root) => ({ MLFLOW_TRACKING_URI: root }) })
+
 const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
 
 const pause = (ms: number) => promise(() => new Promise((r) => setTimeout(r, ms)))
 
 const pushStep = { op: "push", package: helloworldZip } as const
 
-/** Pushes helloworld 1 in a worker (so the parent's registries start cold, as a fresh process would). */
+/** Pushes helloworld 1 and commits generation 1 in a worker (the parent's registries start cold, as elsewhere). */
 const pushed = (repoid: string, probe: Probe) =>
   promise(async () => {
-    const w = await startWorker(plan(repoid, probe.root, [pushStep]), envOf(probe))
+    const w = await startWorker(plan(repoid, probe.root, [pushStep, { op: "train", states: 1, size: 64 }]), envOf(probe))
     const { code } = await w.exited
     if (code !== 0) throw new Error(`push failed:\n${w.output()}`)
   })
@@ -56,7 +68,7 @@ it("bundles the worker", async () => {
 
 describe("Crashes", () => {
   for (const kind of ["http", "file"] as const) {
-    it(`a process killed between writing states and closing leaves no visible generation (${kind})`, () =>
+    it(`a process killed between writing states and closing leaves no visible generation; gc removes it (${kind})`, () =>
       Effect.runPromise(Effect.gen(function*() {
         const probe = yield* Probe
         const repoid = unique("crash")
@@ -68,10 +80,10 @@ describe("Crashes", () => {
         yield* promise(() => worker.waitFor((e) => e.event === "hang"))
         yield* promise(() => worker.kill())
         expect((yield* promise(() => worker.exited)).signal).toBe("SIGKILL")
-        // the release reads back whole, without any generation
+        // the release reads back whole, with generation 1 only
         const back = yield* readBack(repoid)
         expect(back).toHaveLength(1)
-        expect(back[0]!.releases.map((r) => [r.release, r.generations])).toEqual([["1", []]])
+        expect(back[0]!.releases.map((r) => [r.release, r.generations.map((g) => g.generation)])).toEqual([["1", [1]]])
         // the training is an orphaned unbound run holding the states, which gc can find
         const orphans = yield* unboundRuns(`helloworld@${repoid}`, repoid)
         expect(orphans).toHaveLength(1)
@@ -80,6 +92,23 @@ describe("Crashes", () => {
         expect(files).toEqual(
           (wrote as Extract<Event, { event: "wrote" }>).states.map(([sid]) => `${sid}.bin`).sort()
         )
+
+        // gc lists it (a dry run by default), leaves it while it is younger than --older-than, then deletes it
+        const gc = (...args: ReadonlyArray<string>) =>
+          promise(() => runCli(["--json", "--repoid", repoid, "gc", ...args], { ...envOf(probe), ...cliStore(probe) }))
+        const json = (r: CliResult) => JSON.parse(r.stdout) as { dryRun: boolean; orphans: Array<{ runId: string }>; deleted: Array<string> }
+        const listed = yield* gc("--older-than", "0")
+        expect(listed.code, listed.stderr).toBe(0)
+        expect(json(listed)).toMatchObject({ dryRun: true, orphans: [{ runId: orphans[0]!.runId }], deleted: [] })
+        expect(json(yield* gc()).orphans).toEqual([])
+        const deleted = yield* gc("--older-than", "0", "--no-dry-run")
+        expect(json(deleted)).toMatchObject({ dryRun: false, deleted: [orphans[0]!.runId] })
+        expect(yield* unboundRuns(`helloworld@${repoid}`, repoid)).toEqual([])
+        // the generation is untouched, and nothing is left to collect
+        expect(yield* readBack(repoid)).toEqual(back)
+        expect(json(yield* gc("--older-than", "0", "--no-dry-run"))).toMatchObject({ orphans: [], deleted: [] })
+        const bad = yield* gc("--older-than", "soon")
+        expect(bad.code).toBe(2)
       }).pipe(Effect.scoped, Effect.provide(store(kind)))), 60_000)
   }
 
