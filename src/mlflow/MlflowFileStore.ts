@@ -33,10 +33,22 @@ import { randomBytes } from "node:crypto"
 import YAML from "yaml"
 import { AlreadyExists, InvalidInput, MlflowApiError, NotFound, StorageError } from "../errors.js"
 import type { MlflowFailure } from "../errors.js"
-import * as Filter from "./Filter.js"
 import * as LocalArtifacts from "./LocalArtifacts.js"
 import { EntityTag, Experiment, Mlflow, Run, RunInfo, validateTagKey } from "./Mlflow.js"
-import { compareStrings, newRunId, randomRunName, validateTags, viewAdmits } from "./semantics.js"
+import {
+  checkExperimentsSearch,
+  checkRunsSearch,
+  compareStrings,
+  DEFAULT_PAGE_SIZE,
+  experimentAdmitted,
+  MAX_PAGE_SIZE,
+  newRunId,
+  parseOrderBy,
+  randomRunName,
+  selectRuns,
+  validateTags
+} from "./semantics.js"
+import type { RunAccess } from "./semantics.js"
 import type {
   ArtifactRoot,
   ArtifactSource,
@@ -55,8 +67,7 @@ export interface MlflowFileStoreOptions {
 }
 
 export const DEFAULT_EXPERIMENT_ID = "0"
-export const DEFAULT_PAGE_SIZE = 1000
-export const MAX_PAGE_SIZE = 50000
+export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, parseOrderBy }
 
 const META = "meta.yaml"
 const TRASH = ".trash"
@@ -273,7 +284,7 @@ const statusOf = (v: unknown): RunStatus => {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Pure helpers: names, filters, order
+// Pure helpers
 // ---------------------------------------------------------------------------------------------------------------
 
 /** A random 18-digit decimal id, as MLflow's file store makes them. */
@@ -299,127 +310,7 @@ const lastWins = (
   return [...map].map(([key, value]) => ({ key, value }))
 }
 
-const checkPageSize = (size: number): Either.Either<number, InvalidInput> =>
-  Number.isInteger(size) && size > 0 && size <= MAX_PAGE_SIZE
-    ? Either.right(size)
-    : Either.left(
-      new InvalidInput({
-        kind: "PageSize",
-        input: String(size),
-        reason: `it must be a positive integer of at most ${MAX_PAGE_SIZE}`
-      })
-    )
-
-const RUN_ATTRIBUTES = new Set(["run_id", "run_name", "status", "user_id", "artifact_uri"])
-const EXPERIMENT_ATTRIBUTES = new Set(["name"])
-
-/** `Filter.validate`, then the server's attribute rule: only string attributes can match a quoted value. */
-const checkFilter = (
-  filter: Filter.Filter | undefined,
-  attributes: ReadonlySet<string>
-): Either.Either<Filter.Filter, InvalidInput> =>
-  Either.gen(function*() {
-    if (filter === undefined) return Filter.none
-    yield* Filter.validate(filter)
-    for (const clause of filter.clauses) {
-      if (clause.kind === "attribute" && !attributes.has(clause.key)) {
-        return yield* Either.left(
-          new InvalidInput({
-            kind: "Filter",
-            input: clause.key,
-            reason: `not a searchable attribute (one of ${[...attributes].join(", ")})`
-          })
-        )
-      }
-    }
-    return filter
-  })
-
-interface OrderKey {
-  readonly kind: "attribute" | "tag"
-  readonly key: string
-  readonly ascending: boolean
-}
-
-const ORDERABLE = new Set(["run_id", "run_name", "status", "user_id", "artifact_uri", "start_time", "end_time"])
-
-/** MLflow `order_by` clauses on attributes (`attributes.start_time DESC`) and tags (``tags.`k` ASC``). */
-export const parseOrderBy = (
-  orderBy: ReadonlyArray<string> | undefined
-): Either.Either<ReadonlyArray<OrderKey>, InvalidInput> =>
-  Either.gen(function*() {
-    const keys: Array<OrderKey> = []
-    for (const clause of orderBy ?? []) {
-      const m = /^\s*(?:(attributes|attribute|attr|run|tags|tag)\.)?(`[^`]+`|"[^"]+"|[\w.]+)\s*(?:\s(ASC|DESC))?\s*$/i
-        .exec(clause)
-      if (m === null) {
-        return yield* Either.left(new InvalidInput({ kind: "OrderBy", input: clause, reason: "not an order_by clause" }))
-      }
-      const kind = m[1] !== undefined && m[1].toLowerCase().startsWith("tag") ? "tag" : "attribute"
-      const raw = m[2]!
-      let key = /^[`"]/.test(raw) ? raw.slice(1, -1) : raw
-      if (kind === "attribute") {
-        if (key === "created" || key === "Created") key = "start_time"
-        if (!ORDERABLE.has(key)) {
-          return yield* Either.left(
-            new InvalidInput({ kind: "OrderBy", input: clause, reason: `not an orderable attribute '${key}'` })
-          )
-        }
-      }
-      if (keys.some((k) => k.kind === kind && k.key === key)) {
-        return yield* Either.left(new InvalidInput({ kind: "OrderBy", input: clause, reason: "a duplicate field" }))
-      }
-      keys.push({ kind, key, ascending: (m[3] ?? "ASC").toUpperCase() === "ASC" })
-    }
-    return keys
-  })
-
-const runValue = (run: Run, key: OrderKey): string | number | undefined => {
-  if (key.kind === "tag") return Option.getOrUndefined(run.tag(key.key))
-  const info = run.info
-  switch (key.key) {
-    case "run_id":
-      return info.runId
-    case "run_name":
-      return info.runName
-    case "status":
-      return info.status
-    case "user_id":
-      return info.userId
-    case "artifact_uri":
-      return info.artifactUri
-    case "start_time":
-      return info.startTime
-    case "end_time":
-      return info.endTime
-    default:
-      return undefined
-  }
-}
-
-/** The given keys (missing values last), then MLflow's defaults: start_time DESC, run_id ASC. */
-const runComparator = (keys: ReadonlyArray<OrderKey>) => {
-  const all: Array<OrderKey> = [...keys]
-  if (!keys.some((k) => k.kind === "attribute" && k.key === "start_time")) {
-    all.push({ kind: "attribute", key: "start_time", ascending: false })
-  }
-  if (!keys.some((k) => k.kind === "attribute" && k.key === "run_id")) {
-    all.push({ kind: "attribute", key: "run_id", ascending: true })
-  }
-  return (a: Run, b: Run): number => {
-    for (const key of all) {
-      const va = runValue(a, key)
-      const vb = runValue(b, key)
-      if (va === undefined || vb === undefined) {
-        if (va === vb) continue
-        return va === undefined ? 1 : -1
-      }
-      const c = typeof va === "number" && typeof vb === "number" ? va - vb : compareStrings(String(va), String(vb))
-      if (c !== 0) return key.ascending ? c : -c
-    }
-    return 0
-  }
-}
+const runAccess: RunAccess<Run> = { fields: (r) => r.info, tag: (r, key) => Option.getOrUndefined(r.tag(key)) }
 
 /** A snapshot as a stream of pages of `size`. */
 const paged = <A>(items: ReadonlyArray<A>, size: number): Stream.Stream<A> =>
@@ -914,20 +805,15 @@ export const make = (
     const searchExperiments = (options: SearchExperimentsOptions = {}) =>
       Stream.unwrap(
         Effect.gen(function*() {
-          const pageSize = yield* checkPageSize(options.pageSize ?? DEFAULT_PAGE_SIZE)
-          const filter = yield* checkFilter(options.filter, EXPERIMENT_ATTRIBUTES)
+          const { filter, maxResults } = yield* checkExperimentsSearch(options.pageSize ?? DEFAULT_PAGE_SIZE, options)
           const experiments = (yield* allExperiments(options.viewType)).filter((e) =>
-            viewAdmits(options.viewType, e.lifecycleStage) &&
-            Filter.matches(filter, {
-              tag: (key) => Option.getOrUndefined(e.tag(key)),
-              attribute: (key) => (key === "name" ? e.name : undefined)
-            })
+            experimentAdmitted({ viewType: options.viewType, filter }, e, (key) => Option.getOrUndefined(e.tag(key)))
           )
           // MLflow's file store order: creation_time DESC, then experiment_id ASC.
           experiments.sort((a, b) =>
             (b.creationTime ?? 0) - (a.creationTime ?? 0) || compareStrings(a.experimentId, b.experimentId)
           )
-          return paged(experiments, pageSize)
+          return paged(experiments, maxResults)
         })
       ).pipe(Stream.withSpan("MlflowFileStore.searchExperiments"))
 
@@ -1005,27 +891,13 @@ export const make = (
     const searchRuns = (options: SearchRunsOptions) =>
       Stream.unwrap(
         Effect.gen(function*() {
-          const pageSize = yield* checkPageSize(options.pageSize ?? DEFAULT_PAGE_SIZE)
-          const filter = yield* checkFilter(options.filter, RUN_ATTRIBUTES)
-          const order = yield* parseOrderBy(options.orderBy)
+          const { filter, maxResults, order } = yield* checkRunsSearch(options.pageSize ?? DEFAULT_PAGE_SIZE, options)
           const runs: Array<Run> = []
           for (const experimentId of new Set(options.experimentIds)) {
             const loc = yield* locateExperiment(experimentId)
             if (loc !== undefined) runs.push(...(yield* runsIn(loc)))
           }
-          const selected = runs.filter((run) =>
-            viewAdmits(options.viewType, run.info.lifecycleStage) &&
-            Filter.matches(filter, {
-              tag: (key) => Option.getOrUndefined(run.tag(key)),
-              attribute: (key) => {
-                if (!RUN_ATTRIBUTES.has(key)) return undefined
-                const v = runValue(run, { kind: "attribute", key, ascending: true })
-                return v === undefined ? undefined : String(v)
-              }
-            })
-          )
-          selected.sort(runComparator(order))
-          return paged(selected, pageSize)
+          return paged(selectRuns(runs, runAccess, { ...options, filter, order }), maxResults)
         })
       ).pipe(Stream.withSpan("MlflowFileStore.searchRuns"))
 

@@ -6,7 +6,6 @@ import { Chunk, Clock, Context, Duration, Effect, Either, Layer, Option, Stream 
 import { readFile } from "node:fs/promises"
 import { AlreadyExists, InvalidInput, MlflowApiError, NotFound, StorageError } from "../errors.js"
 import type { MlflowFailure } from "../errors.js"
-import * as Filter from "./Filter.js"
 import {
   concatBytes,
   EntityTag,
@@ -18,7 +17,20 @@ import {
   validateArtifactPath,
   validateTagKey
 } from "./Mlflow.js"
-import { compareStrings, newRunId, randomRunName, validateTags, viewAdmits } from "./semantics.js"
+import {
+  checkExperimentsSearch,
+  checkRunsSearch,
+  compareStrings,
+  DEFAULT_PAGE_SIZE,
+  experimentAdmitted,
+  MAX_PAGE_SIZE,
+  newRunId,
+  parseOrderBy,
+  randomRunName,
+  selectRuns,
+  validateTags
+} from "./semantics.js"
+import type { RunAccess } from "./semantics.js"
 import type {
   ArtifactRoot,
   ArtifactSource,
@@ -171,9 +183,9 @@ export class MlflowMemoryHandle extends Context.Tag("forml-mlflow/MlflowMemoryHa
 // Constants and small helpers
 // ---------------------------------------------------------------------------------------------------------------
 
-export const DEFAULT_PAGE_SIZE = 1000
-export const MAX_RUNS_PAGE_SIZE = 50000
-export const MAX_EXPERIMENTS_PAGE_SIZE = 50000
+export { DEFAULT_PAGE_SIZE, parseOrderBy }
+export const MAX_RUNS_PAGE_SIZE = MAX_PAGE_SIZE
+export const MAX_EXPERIMENTS_PAGE_SIZE = MAX_PAGE_SIZE
 const ARTIFACTS_SCHEME = "mlflow-artifacts:"
 const DOWNLOAD_CHUNK = 64 * 1024
 
@@ -243,18 +255,6 @@ export const decodePageToken = (token: string | undefined): Either.Either<number
   return Either.right(offset)
 }
 
-const checkPageSize = (maxResults: number, max: number): Either.Either<number, InvalidInput> => {
-  if (!Number.isInteger(maxResults) || maxResults <= 0) {
-    return Either.left(
-      new InvalidInput({ kind: "PageSize", input: String(maxResults), reason: "it must be a positive integer" })
-    )
-  }
-  if (maxResults > max) {
-    return Either.left(new InvalidInput({ kind: "PageSize", input: String(maxResults), reason: `it must be at most ${max}` }))
-  }
-  return Either.right(maxResults)
-}
-
 /** A window of `items` as MLflow's sqlite store pages: a negative offset reads as 0, the next offset adds the size. */
 const window = <A>(
   items: ReadonlyArray<A>,
@@ -268,91 +268,6 @@ const window = <A>(
   const more = trailingToken ? page.length === maxResults : next < items.length
   return more ? { items: page, nextPageToken: encodePageToken(next) } : { items: page }
 }
-
-// ---------------------------------------------------------------------------------------------------------------
-// Filters and ordering
-// ---------------------------------------------------------------------------------------------------------------
-
-const RUN_STRING_ATTRIBUTES = new Set(["run_id", "run_name", "status", "user_id", "artifact_uri"])
-const RUN_NUMERIC_ATTRIBUTES = new Set(["start_time", "end_time", "created", "Created"])
-const EXPERIMENT_STRING_ATTRIBUTES = new Set(["name"])
-const EXPERIMENT_NUMERIC_ATTRIBUTES = new Set(["creation_time", "last_update_time"])
-
-/**
- * Syntax via `Filter.validate`, then the server's attribute rules: a numeric attribute (`start_time`, ...) needs an
- * unquoted number, which a rendered filter never has, so the server rejects it; an unknown attribute is rejected too.
- */
-const checkFilter = (
-  filter: Filter.Filter | undefined,
-  strings: ReadonlySet<string>,
-  numerics: ReadonlySet<string>
-): Either.Either<Filter.Filter, InvalidInput> =>
-  Either.gen(function*() {
-    if (filter === undefined) return Filter.none
-    yield* Filter.validate(filter)
-    for (const clause of filter.clauses) {
-      if (clause.kind !== "attribute" || strings.has(clause.key)) continue
-      return yield* Either.left(
-        new InvalidInput({
-          kind: "Filter",
-          input: clause.key,
-          reason: numerics.has(clause.key)
-            ? "a numeric attribute needs an unquoted number, which filters built from clauses never hold"
-            : `not a searchable attribute (one of ${[...strings].join(", ")})`
-        })
-      )
-    }
-    return filter
-  })
-
-type OrderKey =
-  | { readonly kind: "attribute"; readonly key: string; readonly ascending: boolean }
-  | { readonly kind: "tag"; readonly key: string; readonly ascending: boolean }
-
-const ORDERABLE_ATTRIBUTES = new Set(["run_id", "run_name", "status", "user_id", "artifact_uri", "start_time", "end_time"])
-const ATTRIBUTE_PREFIXES = new Set(["attribute", "attributes", "attr", "run"])
-const TAG_PREFIXES = new Set(["tag", "tags"])
-
-const unquoteIdentifier = (s: string): string =>
-  s.length >= 2 && ((s.startsWith("`") && s.endsWith("`")) || (s.startsWith('"') && s.endsWith('"')))
-    ? s.slice(1, -1)
-    : s
-
-/** Parses MLflow `order_by` clauses (attributes and tags) into keys; the server's tie-breakers are added later. */
-export const parseOrderBy = (
-  orderBy: ReadonlyArray<string> | undefined
-): Either.Either<ReadonlyArray<OrderKey>, InvalidInput> =>
-  Either.gen(function*() {
-    const keys: Array<OrderKey> = []
-    const seen = new Set<string>()
-    for (const clause of orderBy ?? []) {
-      const bad = (reason: string) => Either.left(new InvalidInput({ kind: "OrderBy", input: clause, reason }))
-      const m = /^\s*(.+?)(?:\s+(ASC|DESC))?\s*$/i.exec(clause)
-      if (m === null) return yield* bad("empty")
-      const identifier = m[1]!
-      const ascending = (m[2] ?? "ASC").toUpperCase() === "ASC"
-      const dot = identifier.search(/[.`"]/)
-      let kind: "attribute" | "tag" = "attribute"
-      let key = identifier
-      if (dot >= 0 && identifier[dot] === ".") {
-        const prefix = identifier.slice(0, dot)
-        key = identifier.slice(dot + 1)
-        if (TAG_PREFIXES.has(prefix)) kind = "tag"
-        else if (!ATTRIBUTE_PREFIXES.has(prefix)) return yield* bad(`unsupported entity type '${prefix}'`)
-      }
-      key = unquoteIdentifier(key)
-      if (key === "") return yield* bad("empty key")
-      if (kind === "attribute") {
-        if (key === "created" || key === "Created") key = "start_time"
-        if (!ORDERABLE_ATTRIBUTES.has(key)) return yield* bad(`not an orderable attribute '${key}'`)
-      }
-      const id = `${kind}:${key}`
-      if (seen.has(id)) return yield* bad("order_by contains duplicate fields")
-      seen.add(id)
-      keys.push({ kind, key, ascending })
-    }
-    return keys
-  })
 
 // ---------------------------------------------------------------------------------------------------------------
 // The store
@@ -419,56 +334,13 @@ const toRunInfo = (r: RunRecord): RunInfo =>
 const toRun = (r: RunRecord): Run => new Run({ info: toRunInfo(r), tags: toTags(r.tags) }, true)
 
 /** A listing entry: a directory when it has no size. */
+/** A record is its own run fields. */
+const recordAccess: RunAccess<RunRecord> = { fields: (r) => r, tag: (r, key) => r.tags.get(key) }
+
 const toFileInfo = (path: string, size: number | undefined): FileInfo =>
   size === undefined
     ? new FileInfo({ path, isDir: true }, true)
     : new FileInfo({ path, isDir: false, fileSize: size }, true)
-
-const runValue = (run: RunRecord, key: OrderKey): string | number | undefined => {
-  if (key.kind === "tag") return run.tags.get(key.key)
-  switch (key.key) {
-    case "run_id":
-      return run.runId
-    case "run_name":
-      return run.runName
-    case "status":
-      return run.status
-    case "user_id":
-      return run.userId
-    case "artifact_uri":
-      return run.artifactUri
-    case "start_time":
-      return run.startTime
-    case "end_time":
-      return run.endTime
-    default:
-      return undefined
-  }
-}
-
-/** Explicit keys (missing values last, as the server's CASE clause does), then start_time DESC, then run_id ASC. */
-const runComparator = (keys: ReadonlyArray<OrderKey>) => {
-  const all: Array<OrderKey> = [...keys]
-  if (!keys.some((k) => k.kind === "attribute" && k.key === "start_time")) {
-    all.push({ kind: "attribute", key: "start_time", ascending: false })
-  }
-  all.push({ kind: "attribute", key: "run_id", ascending: true })
-  return (a: RunRecord, b: RunRecord): number => {
-    for (const key of all) {
-      const va = runValue(a, key)
-      const vb = runValue(b, key)
-      if (va === undefined || vb === undefined) {
-        if (va === vb) continue
-        return va === undefined ? 1 : -1
-      }
-      const c = typeof va === "number" && typeof vb === "number"
-        ? va - vb
-        : compareStrings(String(va), String(vb))
-      if (c !== 0) return key.ascending ? c : -c
-    }
-    return 0
-  }
-}
 
 /** Builds a store; `mlflow` and the handle share it. */
 export const make = (options: MlflowMemoryOptions = {}): Effect.Effect<MlflowMemoryHandle.Service> =>
@@ -551,23 +423,9 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
 
   const runsPage = (options: SearchRunsPageOptions): Either.Either<RunsPage, InvalidInput> =>
     Either.gen(function*() {
-      const maxResults = yield* checkPageSize(options.maxResults, MAX_RUNS_PAGE_SIZE)
-      const filter = yield* checkFilter(options.filter, RUN_STRING_ATTRIBUTES, RUN_NUMERIC_ATTRIBUTES)
-      const order = yield* parseOrderBy(options.orderBy)
+      const { filter, maxResults, order } = yield* checkRunsSearch(options.maxResults, options)
       const offset = yield* decodePageToken(options.pageToken)
-      const ids = new Set(options.experimentIds)
-      const selected = [...runs.values()].filter((run) =>
-        ids.has(run.experimentId) &&
-        viewAdmits(options.viewType, run.lifecycleStage) &&
-        Filter.matches(filter, {
-          tag: (key) => run.tags.get(key),
-          attribute: (key) => {
-            const v = runValue(run, { kind: "attribute", key, ascending: true })
-            return v === undefined ? undefined : String(v)
-          }
-        })
-      )
-      selected.sort(runComparator(order))
+      const selected = selectRuns(runs.values(), recordAccess, { ...options, filter, order })
       const trailing = options.trailingEmptyPage ?? config.trailingEmptyPage ?? false
       const page = window(selected, offset, maxResults, trailing)
       return page.nextPageToken === undefined
@@ -577,15 +435,10 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
 
   const experimentsPage = (options: SearchExperimentsPageOptions): Either.Either<ExperimentsPage, InvalidInput> =>
     Either.gen(function*() {
-      const maxResults = yield* checkPageSize(options.maxResults, MAX_EXPERIMENTS_PAGE_SIZE)
-      const filter = yield* checkFilter(options.filter, EXPERIMENT_STRING_ATTRIBUTES, EXPERIMENT_NUMERIC_ATTRIBUTES)
+      const { filter, maxResults } = yield* checkExperimentsSearch(options.maxResults, options)
       const offset = yield* decodePageToken(options.pageToken)
       const selected = [...experiments.values()].filter((e) =>
-        viewAdmits(options.viewType, e.lifecycleStage) &&
-        Filter.matches(filter, {
-          tag: (key) => e.tags.get(key),
-          attribute: (key) => (key === "name" ? e.name : undefined)
-        })
+        experimentAdmitted({ viewType: options.viewType, filter }, e, (key) => e.tags.get(key))
       )
       // newest first; equal creation times (a test clock) keep creation order, newest first too
       selected.sort((a, b) => b.creationTime - a.creationTime || b.seq - a.seq)
