@@ -159,7 +159,8 @@ describe("Crashes", () => {
         for (const c of committed) {
           expect(generations.find((g) => g.generation === c.generation)?.states).toEqual(c.states)
         }
-        expect(halfWritten(root)).toEqual([])
+        const half = halfWritten(root)
+        expect(half, `after kill ${round}: ${half.map((f) => `${f} = ${JSON.stringify(readFileSync(f, "utf-8"))}`).join("; ")}`).toEqual([])
       }
       // the kills landed while work was going on
       expect(committed.length).toBeGreaterThan(0)
@@ -168,7 +169,8 @@ describe("Crashes", () => {
 
 /**
  * Files a reader would take for data that are not whole: a `meta.yaml` that is not a YAML mapping, or a tag of this
- * library whose value cannot be complete (sha256 tags are 64 hex digits; commit tags a number or a version).
+ * library whose value cannot be complete (sha256 tags are 64 hex digits, or empty for a package not yet uploaded;
+ * commit tags a number or a version).
  * Temporary names (`.forml-tmp-*`) are skipped, as readers skip them.
  */
 const halfWritten = (root: string): ReadonlyArray<string> => {
@@ -186,7 +188,8 @@ const halfWritten = (root: string): ReadonlyArray<string> => {
         const parsed: unknown = YAML.parse(text)
         if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) bad.push(full)
       } else if (full.includes(`${join("tags", "forml.sha256.")}`) && !/^[0-9a-f]{64}$/.test(text)) {
-        bad.push(full)
+        // the package's is empty from the creation of its release run until the package is uploaded
+        if (!(name === "forml.sha256.package.4ml" && text === "")) bad.push(full)
       } else if (full.endsWith(join("tags", "mlflow.source.git.commit")) && !/^[0-9][0-9a-z.+!]*$/.test(text)) {
         bad.push(full)
       }
