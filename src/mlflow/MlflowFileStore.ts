@@ -441,6 +441,8 @@ export const make = (
 
     // -- reading ----------------------------------------------------------------------------------------------------
 
+    // Entities read from disk are built from values already coerced to their types (`str`, `num`, `statusOf`), so
+    // their constructors skip validation (`true`), as `wire.ts` does for decoded replies.
     const readTags = (dir: string): Effect.Effect<ReadonlyArray<EntityTag>, StorageError> => {
       const walk = (rel: string, depth: number): Effect.Effect<ReadonlyArray<EntityTag>, StorageError> =>
         Effect.gen(function*() {
@@ -455,7 +457,7 @@ export const make = (
                 if (type === "Directory") return depth < 32 ? yield* walk(key, depth + 1) : []
                 if (type !== "File") return []
                 const value = yield* readText(full)
-                return value === undefined ? [] : [new EntityTag({ key, value })]
+                return value === undefined ? [] : [new EntityTag({ key, value }, true)]
               }),
             { concurrency: 8 }
           )
@@ -515,7 +517,7 @@ export const make = (
           ...(creationTime === undefined ? {} : { creationTime }),
           ...(lastUpdateTime === undefined ? {} : { lastUpdateTime }),
           tags: yield* readTags(path.join(loc.dir, TAGS))
-        })
+        }, true)
       })
 
     const allExperiments = (viewType: ViewType | undefined) =>
@@ -574,9 +576,9 @@ export const make = (
             ...(endTime === undefined ? {} : { endTime }),
             artifactUri: str(meta.artifact_uri) ?? "",
             lifecycleStage: str(meta.lifecycle_stage) === "deleted" ? "deleted" : "active"
-          }),
+          }, true),
           tags
-        })
+        }, true)
       })
 
     const runsIn = (loc: ExperimentLoc) =>
