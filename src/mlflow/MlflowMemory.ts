@@ -448,6 +448,19 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
         : { experiments: page.items.map(toExperiment), nextPageToken: page.nextPageToken }
     })
 
+  /** A whole search as one stream (counted as one call to `method`), following page tokens to the end. */
+  const walkPages = <A, E>(
+    method: "searchRuns" | "searchExperiments",
+    page: (pageToken: string | undefined) => Effect.Effect<readonly [ReadonlyArray<A>, string | undefined], E>
+  ): Stream.Stream<A, E | MlflowFailure> =>
+    Stream.unwrap(
+      Effect.as(
+        enter(method),
+        Stream.paginateChunkEffect(undefined as string | undefined, (pageToken) =>
+          Effect.map(page(pageToken), ([items, next]) => [Chunk.fromIterable(items), Option.fromNullable(next)] as const))
+      )
+    ).pipe(Stream.withSpan(`MlflowMemory.${method}`))
+
   // -- artifacts ----------------------------------------------------------------------------------------------------
 
   const isDirectory = (location: string): boolean => {
@@ -574,16 +587,11 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
   })
 
   const searchExperiments = (options: SearchExperimentsOptions = {}) =>
-    Stream.unwrap(
-      Effect.as(
-        enter("searchExperiments"),
-        Stream.paginateChunkEffect(undefined as string | undefined, (pageToken) =>
-          Effect.map(
-            searchExperimentsPage({ ...options, pageToken, maxResults: options.pageSize ?? DEFAULT_PAGE_SIZE }),
-            (page) => [Chunk.fromIterable(page.experiments), Option.fromNullable(page.nextPageToken)] as const
-          ))
-      )
-    ).pipe(Stream.withSpan("MlflowMemory.searchExperiments"))
+    walkPages("searchExperiments", (pageToken) =>
+      Effect.map(
+        searchExperimentsPage({ ...options, pageToken, maxResults: options.pageSize ?? DEFAULT_PAGE_SIZE }),
+        (page) => [page.experiments, page.nextPageToken] as const
+      ))
 
   const createRun = Effect.fn("MlflowMemory.createRun")(function*(options: CreateRunOptions) {
     yield* enter("createRun")
@@ -634,16 +642,11 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
   })
 
   const searchRuns = (options: SearchRunsOptions) =>
-    Stream.unwrap(
-      Effect.as(
-        enter("searchRuns"),
-        Stream.paginateChunkEffect(undefined as string | undefined, (pageToken) =>
-          Effect.map(
-            searchRunsPage({ ...options, pageToken, maxResults: options.pageSize ?? DEFAULT_PAGE_SIZE }),
-            (page) => [Chunk.fromIterable(page.runs), Option.fromNullable(page.nextPageToken)] as const
-          ))
-      )
-    ).pipe(Stream.withSpan("MlflowMemory.searchRuns"))
+    walkPages("searchRuns", (pageToken) =>
+      Effect.map(
+        searchRunsPage({ ...options, pageToken, maxResults: options.pageSize ?? DEFAULT_PAGE_SIZE }),
+        (page) => [page.runs, page.nextPageToken] as const
+      ))
 
   const setTag = Effect.fn("MlflowMemory.setTag")(function*(runId: string, key: string, value: string) {
     yield* enter("setTag")
