@@ -60,7 +60,13 @@ interface TagJson {
   readonly states: ReadonlyArray<string>
 }
 
-describe.runIf(isBuilt())("forml-mlflow on a file store", () => {
+/** The subprocess tests need the build (`npm test` builds first); without it they fail rather than skip. */
+const requireBuild = () => {
+  if (!isBuilt()) throw new Error("dist/cli/main.js is missing: run `npm run build` before these tests")
+}
+
+describe("forml-mlflow on a file store", () => {
+  beforeAll(requireBuild)
   const tmp = tempDir()
   const store = path.join(tmp.dir, "mlruns")
   const fm = (...args: Array<string>) => cli(["--tracking-uri", store, ...args], { cwd: tmp.dir })
@@ -265,11 +271,12 @@ describe.runIf(isBuilt())("forml-mlflow on a file store", () => {
   })
 })
 
-describe.runIf(isBuilt())("forml-mlflow on an MLflow server (emulator)", () => {
+describe("forml-mlflow on an MLflow server (emulator)", () => {
   const tmp = tempDir()
   const scope = Effect.runSync(Scope.make())
   let emulator: Emulator
   beforeAll(async () => {
+    requireBuild()
     emulator = await Effect.runPromise(Scope.extend(startEmulator(), scope))
   })
   afterAll(async () => {
