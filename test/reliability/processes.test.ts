@@ -20,7 +20,10 @@ import {
   type Worker,
   workerScript
 } from "../support/processes.js"
-import { helloworldZip, Probe, readBack, store, unboundRuns, unique } from "./support.js"
+import { Package } from "../../src/asset/Package.js"
+import { StateId } from "../../src/asset/StateId.js"
+import { MlflowRegistry } from "../../src/registry/MlflowRegistry.js"
+import { bytes, helloworldZip, key, Probe, readBack, store, trainedTag, unboundRuns, unique } from "./support.js"
 
 type Committed = Extract<Event, { event: "committed" }>
 
@@ -49,13 +52,15 @@ const pause = (ms: number) => promise(() => new Promise((r) => setTimeout(r, ms)
 
 const pushStep = { op: "push", package: helloworldZip } as const
 
-/** Pushes helloworld 1 and commits generation 1 in a worker (the parent's registries start cold, as elsewhere). */
-const pushed = (repoid: string, probe: Probe) =>
-  promise(async () => {
-    const w = await startWorker(plan(repoid, probe.root, [pushStep, { op: "train", states: 1, size: 64 }]), envOf(probe))
-    const { code } = await w.exited
-    if (code !== 0) throw new Error(`push failed:\n${w.output()}`)
-  })
+/** Pushes helloworld 1 and commits generation 1 (with a registry instance of its own). */
+const pushed = (repoid: string) =>
+  Effect.scoped(Effect.gen(function*() {
+    const registry = yield* MlflowRegistry.make({ repoid })
+    yield* registry.push(yield* Package.open(helloworldZip))
+    const sid = StateId.random()
+    yield* registry.write(key.project("helloworld"), key.release("1"), sid, bytes("generation 1"))
+    yield* registry.close(key.project("helloworld"), key.release("1"), key.generation(1), trainedTag([sid]))
+  }))
 
 // the bundle is built (or found) once, before the timed tests
 it("bundles the worker", async () => {
@@ -68,11 +73,11 @@ it("bundles the worker", async () => {
 
 describe("Crashes", () => {
   for (const kind of ["http", "file"] as const) {
-    it(`a process killed between writing states and closing leaves no visible generation; gc removes it (${kind})`, () =>
+    it(`a process killed between writing states and closing leaves no visible generation (${kind})`, () =>
       Effect.runPromise(Effect.gen(function*() {
         const probe = yield* Probe
         const repoid = unique("crash")
-        yield* pushed(repoid, probe)
+        yield* pushed(repoid)
         const worker = yield* promise(() =>
           startWorker(plan(repoid, probe.root, [{ op: "write", states: 3, size: 512 }, { op: "hang" }]), envOf(probe))
         )
@@ -93,22 +98,21 @@ describe("Crashes", () => {
           (wrote as Extract<Event, { event: "wrote" }>).states.map(([sid]) => `${sid}.bin`).sort()
         )
 
-        // gc lists it (a dry run by default), leaves it while it is younger than --older-than, then deletes it
-        const gc = (...args: ReadonlyArray<string>) =>
-          promise(() => runCli(["--json", "--repoid", repoid, "gc", ...args], { ...envOf(probe), ...cliStore(probe) }))
-        const json = (r: CliResult) => JSON.parse(r.stdout) as { dryRun: boolean; orphans: Array<{ runId: string }>; deleted: Array<string> }
-        const listed = yield* gc("--older-than", "0")
-        expect(listed.code, listed.stderr).toBe(0)
-        expect(json(listed)).toMatchObject({ dryRun: true, orphans: [{ runId: orphans[0]!.runId }], deleted: [] })
-        expect(json(yield* gc()).orphans).toEqual([])
-        const deleted = yield* gc("--older-than", "0", "--no-dry-run")
-        expect(json(deleted)).toMatchObject({ dryRun: false, deleted: [orphans[0]!.runId] })
-        expect(yield* unboundRuns(`helloworld@${repoid}`, repoid)).toEqual([])
-        // the generation is untouched, and nothing is left to collect
-        expect(yield* readBack(repoid)).toEqual(back)
-        expect(json(yield* gc("--older-than", "0", "--no-dry-run"))).toMatchObject({ orphans: [], deleted: [] })
-        const bad = yield* gc("--older-than", "soon")
-        expect(bad.code).toBe(2)
+        // gc (on the file store; it works through the Mlflow service alike on every store) lists it in a dry run,
+        // the default, and deletes it with --no-dry-run; the generation stays
+        if (kind === "file") {
+          const gc = (...args: ReadonlyArray<string>) =>
+            promise(() => runCli(["--json", "--repoid", repoid, "gc", ...args], { ...envOf(probe), ...cliStore(probe) }))
+          const json = (r: CliResult) =>
+            JSON.parse(r.stdout) as { dryRun: boolean; orphans: Array<{ runId: string }>; deleted: Array<string> }
+          const listed = yield* gc("--older-than", "0")
+          expect(listed.code, listed.stderr).toBe(0)
+          expect(json(listed)).toMatchObject({ dryRun: true, orphans: [{ runId: orphans[0]!.runId }], deleted: [] })
+          const deleted = yield* gc("--older-than", "0", "--no-dry-run")
+          expect(json(deleted)).toMatchObject({ dryRun: false, deleted: [orphans[0]!.runId] })
+          expect(yield* unboundRuns(`helloworld@${repoid}`, repoid)).toEqual([])
+          expect(yield* readBack(repoid)).toEqual(back)
+        }
       }).pipe(Effect.scoped, Effect.provide(store(kind)))), 60_000)
   }
 
