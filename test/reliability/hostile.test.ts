@@ -5,6 +5,7 @@
  * checked) and writes nothing: the whole store is snapshot before and after.
  */
 import { FileSystem, Path } from "@effect/platform"
+import { NodeContext } from "@effect/platform-node"
 import { Cause, Effect, Either, Exit, Layer, ManagedRuntime, Option, Scope, Stream } from "effect"
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -19,13 +20,15 @@ import { StateId } from "../../src/asset/StateId.js"
 import { Tag } from "../../src/asset/Tag.js"
 import * as Filter from "../../src/mlflow/Filter.js"
 import { Mlflow } from "../../src/mlflow/Mlflow.js"
+import * as MlflowFileStore from "../../src/mlflow/MlflowFileStore.js"
 import type { RunInfo } from "../../src/mlflow/Mlflow.js"
 import * as Directory from "../../src/registry/Directory.js"
 import * as Layout from "../../src/registry/layout.js"
 import { MlflowRegistry } from "../../src/registry/MlflowRegistry.js"
 import { Registry } from "../../src/registry/Registry.js"
 import type { Emulator, HttpFault } from "../support/emulator.js"
-import { bytes, helloworldZip, key, Probe, sha256, store, type StoreKind, trainedTag } from "./support.js"
+import { runCli } from "../support/processes.js"
+import { bytes, helloworldZip, key, Probe, sha256, store, type StoreKind, trainedTag, treeSnapshot } from "./support.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Hostile packages, built once as raw zips (a zip writer would refuse to write most of them)
@@ -376,6 +379,48 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }))
 it("the table has at least 40 cases, each named once", () => {
   expect(CASES.length).toBeGreaterThanOrEqual(40)
   expect(new Set(CASES.map((c) => c.name)).size).toBe(CASES.length)
+})
+
+// Through the CLI: the same input as arguments, on a file store, each one line on stderr and exit 1 (failure) or 2
+// (bad usage), nothing on stdout, and nothing written.
+describe("Hostile input through the CLI: one line, exit 1 or 2, nothing written", () => {
+  it("on a file store", async () => {
+    const root = join(scratch, "cli-mlruns")
+    const runtime = ManagedRuntime.make(MlflowFileStore.layer({ root }).pipe(Layer.provideMerge(NodeContext.layer)))
+    try {
+      await runtime.runPromise(Effect.scoped(Effect.flatMap(MlflowRegistry.make({ repoid: REPOID }), (r) =>
+        Effect.flatMap(Package.open(helloworldZip), (pkg) => r.push(pkg)))))
+    } finally {
+      await runtime.dispose()
+    }
+    const before = treeSnapshot(root)
+    const cases: ReadonlyArray<readonly [ReadonlyArray<string>, 1 | 2]> = [
+      [["list", "helloworld@other"], 2],
+      [["list", "hello\nworld"], 2],
+      [["list", "../../etc"], 2],
+      [["list", "helloworld", "one point oh"], 2],
+      [["show", "helloworld", "1", "0"], 2],
+      [["show", "helloworld", "1", "-1"], 2],
+      [["show", "helloworld", "1", "1.5"], 2],
+      [["state", "helloworld", "1", "1", "../../etc/passwd"], 2],
+      [["push", hostile["zipSlip"]!], 1],
+      [["push", hostile["symlink"]!], 1],
+      [["push", hostile["zipBomb"]!], 1],
+      [["push", hostile["manifestHuge"]!], 1],
+      [["push", hostile["manifestBadName"]!], 1],
+      [["--repoid", `it's "x"`, "list"], 1]
+    ]
+    const results = await Promise.all(cases.map(([args]) => runCli(["--tracking-uri", root, ...args])))
+    for (const [i, r] of results.entries()) {
+      const [args, code] = cases[i]!
+      const context = `${args.join(" ")}: exit ${r.code}, stdout ${JSON.stringify(r.stdout)}, stderr ${JSON.stringify(r.stderr)}`
+      expect(r.code, context).toBe(code)
+      expect(r.stdout, context).toBe("")
+      expect(r.stderr.trim().split("\n"), context).toHaveLength(1)
+      expect(r.stderr, context).not.toMatch(/\bat .*:\d+:\d+/)
+    }
+    expect(treeSnapshot(root)).toBe(before)
+  }, 60_000)
 })
 
 for (const kind of ["memory", "http", "file"] as const) {
