@@ -405,7 +405,7 @@ describe("Retried run creation", () => {
       emulator.fault({ truncate: true, match: { path: "runs/create" } })
       const { exit } = yield* drive(lifecycle(repoid, pkg))
       expect(failureTag(exit)).toBeUndefined()
-      expect(emulator.count({ path: "runs/create" })).toBe(2)
+      expect(emulator.count({ path: "runs/create" })).toBeGreaterThanOrEqual(2)
       expect(yield* unboundRuns(`helloworld@${repoid}`, repoid)).toEqual([])
     })))
 
