@@ -378,6 +378,28 @@ describe("MlflowHttp replies", () => {
         expect(wrong.message).toContain("experiment_id")
       })))
 
+  it.effect("a 2xx to an artifact upload or an action that is not MLflow's JSON `{}` is a DecodeError", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        const experimentId = yield* mlflow.createExperiment("acks")
+        const run = yield* mlflow.createRun({ experimentId })
+        const page = { status: 200, body: "<html><body>Sign in</body></html>", contentType: "text/html" }
+        const put = { method: "PUT", path: "mlflow-artifacts" }
+        emulator.fault({ ...page, match: put })
+        expect(yield* Effect.flip(mlflow.uploadArtifact(run.info, "a.bin", text("bytes")))).toMatchObject({
+          _tag: "DecodeError",
+          operation: expect.stringContaining("PUT /api/2.0/mlflow-artifacts/artifacts/")
+        })
+        emulator.fault({ ...page, match: put })
+        expect((yield* Effect.flip(mlflow.uploadArtifact(run.info, "s.bin", Stream.make(text("a")))))._tag)
+          .toBe("DecodeError")
+        emulator.fault({ status: 200, body: "[]", contentType: "application/json", match: { path: "runs/set-tag" } })
+        expect((yield* Effect.flip(mlflow.setTag(run.runId, "k", "v")))._tag).toBe("DecodeError")
+        // MLflow's own `{}` passes
+        yield* mlflow.uploadArtifact(run.info, "a.bin", text("bytes"))
+        yield* mlflow.setTag(run.runId, "k", "v")
+      })))
+
   it.effect("walks runs/search pages including 2.17's trailing empty page, always sending max_results", () =>
     withService((mlflow, emulator) =>
       Effect.gen(function*() {

@@ -446,13 +446,20 @@ export const make = (
       subject: Subject
     ): Effect.Effect<A, Final | DecodeError> =>
       withRetries(attempt(request, subject, (response) => response.text)).pipe(
-        Effect.flatMap((text) =>
-          Effect.try({
-            try: (): unknown => JSON.parse(text),
-            catch: () =>
-              new DecodeError({ operation: operationOf(request), reason: `not JSON: ${JSON.stringify(text.slice(0, 120))}` })
-          })
-        ),
+        Effect.flatMap((text) => decode(request, schema, text))
+      )
+
+    /** A 2xx reply's body decoded with `schema`: a body that is not JSON (a proxy's page) is a DecodeError. */
+    const decode = <A, I>(
+      request: HttpClientRequest.HttpClientRequest,
+      schema: Schema.Schema<A, I>,
+      text: string
+    ): Effect.Effect<A, DecodeError> =>
+      Effect.try({
+        try: (): unknown => JSON.parse(text),
+        catch: () =>
+          new DecodeError({ operation: operationOf(request), reason: `not JSON: ${JSON.stringify(text.slice(0, 120))}` })
+      }).pipe(
         Effect.flatMap((json) =>
           Effect.mapError(
             Schema.decodeUnknown(schema)(json),
@@ -473,7 +480,8 @@ export const make = (
       HttpClientRequest.get(api(path), { urlParams: params, acceptJson: true })
     const post = (path: string, body: unknown) =>
       HttpClientRequest.bodyUnsafeJson(HttpClientRequest.post(api(path), { acceptJson: true }), body)
-    const ignore = Schema.Unknown
+    /** The reply of an action without a result: MLflow answers `{}`, so anything but a JSON object is suspect. */
+    const ignore = Acknowledged
 
     // -- experiments ------------------------------------------------------------------------------------------
 
@@ -649,9 +657,10 @@ export const make = (
         const subject = { entity: "artifact", key: path }
         const put = HttpClientRequest.put(url, { acceptJson: true })
         if (source instanceof Uint8Array) {
-          yield* withRetries(
-            attempt(HttpClientRequest.bodyUint8Array(put, source, "application/octet-stream"), subject, drain)
+          const text = yield* withRetries(
+            attempt(HttpClientRequest.bodyUint8Array(put, source, "application/octet-stream"), subject, readText)
           ).pipe(Effect.catchIf(isDomain, unexpected))
+          yield* decode(put, Acknowledged, text)
           return
         }
         // A stream body: its own failure ends the upload (it is not the server's fault, so not retried), and a
@@ -681,15 +690,17 @@ export const make = (
             contentType: "application/octet-stream",
             ...(contentLength === undefined ? {} : { contentLength })
           })
-          const exit = yield* Effect.either(attempt(request, subject, drain, { timeout: false }))
-          if (Either.isRight(exit)) return
+          const exit = yield* Effect.either(attempt(request, subject, readText, { timeout: false }))
+          if (Either.isRight(exit)) return exit.right
           const failed = yield* Ref.get(sourceError)
           if (Option.isSome(failed)) return yield* Effect.fail(failed.value)
           const error = exit.left
           if (error._tag === "Retryable" && !replayable && (yield* Ref.get(consumed))) return yield* error.error
           return yield* error
         })
-        yield* withRetries(once).pipe(Effect.catchIf(isDomain, unexpected))
+        const text = yield* withRetries(once).pipe(Effect.catchIf(isDomain, unexpected))
+        // a 2xx that is not MLflow's `{}` (a proxy's sign-in page) did not store the artifact
+        yield* decode(put, Acknowledged, text)
       }).pipe(Effect.withSpan("Mlflow.uploadArtifact", { attributes: { path } }))
 
     const downloadArtifact = (run: ArtifactRoot, path: string) =>
@@ -748,8 +759,11 @@ export const make = (
     })
   })
 
-/** Reads a reply's body to the end (an artifact PUT answers `{}`). */
-const drain = (response: HttpClientResponse.HttpClientResponse) => Effect.asVoid(response.text)
+/** Reads a reply's body to the end (an artifact PUT answers `{}`, checked once the retries are over). */
+const readText = (response: HttpClientResponse.HttpClientResponse) => response.text
+
+/** MLflow's answer to an action without a result (`{}`): any JSON object, so that added fields are accepted. */
+const Acknowledged = Schema.Record({ key: Schema.String, value: Schema.Unknown })
 
 /** A walk over pages: the first request has no token; the walk ends on an absent or empty token. */
 const pages = <A, E>(
