@@ -12,7 +12,9 @@
  * - Every file is written to a temporary name in its directory, synced and renamed; experiments and runs are built
  *   in a temporary directory and renamed into place, so a reader never sees half of one. Readers skip temporary
  *   names. `setTags` checks every key before writing any file; each tag file is atomic, a batch is not (a crash in
- *   the middle of one leaves its first tags written).
+ *   the middle of one leaves its first tags written); a batch is written in its order, so a reader seeing one of its
+ *   tags sees those before it. A run is read as its `meta.yaml` and tags stood at one moment (meta.yaml is read again
+ *   after the tags, and the run read again if it changed).
  * - An experiment's lifecycle is where it lives (`<root>` or `.trash/`), so a crash between the move and the
  *   `meta.yaml` rewrite still reads right; a run's lifecycle is its `meta.yaml`.
  * - Experiment creation is serialised by a lock file (`<root>/.forml-create.lock`, a file, which MLflow ignores): two
@@ -23,7 +25,8 @@
  * - Artifacts of a run live in its recorded `file:` artifact URI when that is inside the store root and exists;
  *   otherwise (a store copied from elsewhere, such as the sample written at `/srv/forml-sample/mlruns`, or an
  *   experiment in `.trash/`) in `<run dir>/artifacts`. Nothing outside the root is ever read or written: no tag key,
- *   artifact path or id can name a place outside it, and symlinks leading out are refused for artifacts and writes.
+ *   artifact path or id can name a place outside it; symlinks leading out are refused for artifacts and writes, and
+ *   skipped when reading metadata (a `meta.yaml`, `tags/` directory or tag file leading out reads as absent).
  * - Deleting the Default experiment `0` fails as MLflow's file store does: MlflowApiError 500 INTERNAL_ERROR.
  */
 import { FileSystem, Path } from "@effect/platform"
@@ -79,6 +82,8 @@ const LOCK_STALE_MS = 30_000
 const LOCK_TIMEOUT_MS = 60_000
 const RUN_NAME_TAG = "mlflow.runName"
 const SOURCE_TYPE_LOCAL = 4
+/** How many times a run is read again while a writer keeps changing its meta.yaml under the reader. */
+const RUN_READ_ATTEMPTS = 20
 
 const STATUS_CODES: Readonly<Record<RunStatus, number>> = {
   RUNNING: 1,
@@ -441,38 +446,77 @@ export const make = (
 
     // -- reading ----------------------------------------------------------------------------------------------------
 
+    /** The real path of `p` when it exists inside the store; undefined when it is missing or leads out of it. */
+    const realInside = (p: string): Effect.Effect<string | undefined, StorageError> =>
+      fs.realPath(p).pipe(
+        Effect.map((real): string | undefined => (inside(rootReal, real) ? real : undefined)),
+        Effect.catchAll((e) => (isNotFound(e) ? Effect.succeed(undefined) : Effect.fail(storage(p)(e))))
+      )
+
+    /** A metadata file's text; one that is missing or is a symlink leading out of the store reads as missing. */
+    const readInside = (p: string): Effect.Effect<string | undefined, StorageError> =>
+      Effect.flatMap(realInside(p), (real) => (real === undefined ? Effect.succeed(undefined) : readText(real)))
+
     // Entities read from disk are built from values already coerced to their types (`str`, `num`, `statusOf`), so
     // their constructors skip validation (`true`), as `wire.ts` does for decoded replies.
+    // A tags directory or tag file that is a symlink leading out of the store is skipped: it reads as absent.
     const readTags = (dir: string): Effect.Effect<ReadonlyArray<EntityTag>, StorageError> => {
-      const walk = (rel: string, depth: number): Effect.Effect<ReadonlyArray<EntityTag>, StorageError> =>
+      const walk = (real: string, rel: string, depth: number): Effect.Effect<ReadonlyArray<EntityTag>, StorageError> =>
         Effect.gen(function*() {
-          const names = yield* readDir(rel === "" ? dir : path.join(dir, rel))
+          const names = yield* readDir(real)
           const found = yield* Effect.forEach(
             names.filter((n) => !LocalArtifacts.isTempName(n)),
             (name) =>
               Effect.gen(function*() {
                 const key = rel === "" ? name : `${rel}/${name}`
-                const full = path.join(dir, key)
-                const type = yield* statType(full)
-                if (type === "Directory") return depth < 32 ? yield* walk(key, depth + 1) : []
+                const target = yield* realInside(path.join(real, name))
+                if (target === undefined) return []
+                const type = yield* statType(target)
+                if (type === "Directory") return depth < 32 ? yield* walk(target, key, depth + 1) : []
                 if (type !== "File") return []
-                const value = yield* readText(full)
+                const value = yield* readText(target)
                 return value === undefined ? [] : [new EntityTag({ key, value }, true)]
               }),
             { concurrency: 8 }
           )
           return found.flat()
         })
-      return Effect.map(walk("", 0), (tags) => [...tags].sort((a, b) => compareStrings(a.key, b.key)))
+      return Effect.gen(function*() {
+        const real = yield* realInside(dir)
+        if (real === undefined) return []
+        const tags = yield* walk(real, "", 0)
+        return [...tags].sort((a, b) => compareStrings(a.key, b.key))
+      })
     }
 
     const readMeta = (dir: string): Effect.Effect<Meta | undefined, StorageError> =>
       Effect.gen(function*() {
         const file = path.join(dir, META)
-        const text = yield* readText(file)
+        const text = yield* readInside(file)
         if (text === undefined) return undefined
         // A malformed meta.yaml is skipped, as MLflow skips it with a warning.
         return Either.getOrUndefined(parseYaml(file, text))
+      })
+
+    /**
+     * A run's meta.yaml and tags as they stood at one moment: meta.yaml is read again after the tags and the pair
+     * taken only when it did not change meanwhile (a writer moving a commit rewrites both, one after the other).
+     */
+    const readRunFiles = (dir: string) =>
+      Effect.gen(function*() {
+        const file = path.join(dir, META)
+        let text = yield* readInside(file)
+        for (let attempt = 0;; attempt++) {
+          if (text === undefined) return undefined
+          const tags = yield* readTags(path.join(dir, TAGS))
+          const again = yield* readInside(file)
+          if (again === text || attempt >= RUN_READ_ATTEMPTS) {
+            // A malformed meta.yaml is skipped, as MLflow skips it with a warning.
+            const meta = Either.getOrUndefined(parseYaml(file, text))
+            return meta === undefined ? undefined : { meta, tags }
+          }
+          text = again
+        }
       })
 
     const experimentLoc = (experimentId: string, deleted: boolean): ExperimentLoc => ({
@@ -554,8 +598,9 @@ export const make = (
 
     const readRun = (loc: RunLoc): Effect.Effect<Run | undefined, StorageError> =>
       Effect.gen(function*() {
-        const meta = yield* readMeta(loc.dir)
-        if (meta === undefined) return undefined
+        const files = yield* readRunFiles(loc.dir)
+        if (files === undefined) return undefined
+        const { meta, tags } = files
         const runId = str(meta.run_id) ?? str(meta.run_uuid)
         const experimentId = str(meta.experiment_id)
         // MLflow reads a run whose recorded ids differ from its place as "metadata in invalid state".
@@ -563,7 +608,6 @@ export const make = (
           return undefined
         }
         runIndex.set(loc.runId, loc.experiment.experimentId)
-        const tags = yield* readTags(path.join(loc.dir, TAGS))
         const endTime = num(meta.end_time)
         return new Run({
           info: new RunInfo({
@@ -622,13 +666,21 @@ export const make = (
 
     // -- writing ----------------------------------------------------------------------------------------------------
 
-    /** One file per tag (a `/` in a key makes subdirectories), each written atomically, never outside the store. */
-    const writeTags = (tagsDir: string, tags: ReadonlyArray<{ readonly key: string; readonly value: string }>) =>
+    /**
+     * One file per tag (a `/` in a key makes subdirectories), each written atomically, never outside the store. On a
+     * visible run the files are written in the batch's order, as MLflow writes a batch, so a reader that sees a tag
+     * sees the ones before it (a commit tag sent last lands last); a directory still staged takes them all at once.
+     */
+    const writeTags = (
+      tagsDir: string,
+      tags: ReadonlyArray<{ readonly key: string; readonly value: string }>,
+      staged = false
+    ) =>
       Effect.zipRight(
         confined(tagsDir),
         Effect.forEach(tags, (t) => artifacts.upload(tagsDir, t.key, encoder.encode(t.value)), {
           discard: true,
-          concurrency: 8
+          concurrency: staged ? 8 : 1
         })
       )
 
@@ -715,7 +767,7 @@ export const make = (
       const stage = (experimentId: string) => writeYaml(path.join(staged, META), experimentMeta(experimentId, name, now))
       const build = Effect.gen(function*() {
         yield* mkdir(staged)
-        if (tags.length > 0) yield* writeTags(path.join(staged, TAGS), tags)
+        if (tags.length > 0) yield* writeTags(path.join(staged, TAGS), tags, true)
         let experimentId = randomExperimentId()
         yield* stage(experimentId)
         return yield* withCreateLock(
@@ -877,7 +929,7 @@ export const make = (
       yield* Effect.gen(function*() {
         yield* confined(loc.dir)
         for (const folder of RUN_FOLDERS) yield* mkdir(path.join(staged, folder))
-        yield* writeTags(path.join(staged, TAGS), tags)
+        yield* writeTags(path.join(staged, TAGS), tags, true)
         yield* writeYaml(path.join(staged, META), runMeta(info))
         const target = path.join(loc.dir, runId)
         yield* fs.rename(staged, target).pipe(Effect.mapError(storage(target)))
