@@ -308,8 +308,9 @@ describe("the registry writes ForML's layout", () => {
             else if (k === "mlflow.parentRunId") expect(value).toBe(ids.get(v))
             else expect(value).toBe(v)
           }
-          // the only extra tags are the sha256 of each artifact
-          const extra = mine.tags.map((t) => t.key).filter((k) => !(k in theirs.tags))
+          // the only extra tags are the sha256 of each artifact and the token of the run's creation (a uuid4)
+          expect(Option.getOrUndefined(mine.tag("forml.create"))).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+          const extra = mine.tags.map((t) => t.key).filter((k) => !(k in theirs.tags) && k !== "forml.create")
           expect(extra.sort()).toEqual(theirs.artifacts.map((a) => `forml.sha256.${a.path}`).sort())
           const artifacts = snapshot.artifacts.get(mine.runId) ?? new Map<string, Uint8Array>()
           expect([...artifacts.keys()].sort()).toEqual(theirs.artifacts.map((a) => a.path).sort())
@@ -341,11 +342,17 @@ describe("the registry writes ForML's layout", () => {
         for (const [i, options] of created.entries()) {
           const expected = theirCreates[i]!.json!
           expect(options.userId).toBe(expected.user_id)
-          // ForML's tags in ForML's order; after them, only an (empty, until the upload) sha256 tag
+          // ForML's tags in ForML's order; after them, only an (empty, until the upload) sha256 tag and the token of
+          // this creation, which every retry of it sends again
           const tags = options.tags ?? []
           expect(tags.slice(0, expected.tags!.length).map((t) => t.key)).toEqual(expected.tags!.map((t) => t.key))
+          const token = tags.at(-1)!
+          expect(token.key).toBe("forml.create")
+          expect(options.idempotencyTag).toBe("forml.create")
           expect(tags.slice(expected.tags!.length)).toEqual(
-            expected.tags!.some((t) => t.value === "release") ? [{ key: "forml.sha256.package.4ml", value: "" }] : []
+            expected.tags!.some((t) => t.value === "release")
+              ? [{ key: "forml.sha256.package.4ml", value: "" }, token]
+              : [token]
           )
           for (const [j, e] of expected.tags!.entries()) {
             const t = tags[j]!

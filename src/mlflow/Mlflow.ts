@@ -2,7 +2,7 @@
  * The Mlflow service: the part of MLflow's tracking API the registry stands on (experiments, runs, tags, artifacts),
  * as Effects and Streams with typed errors. Layers: MlflowHttp (REST), MlflowFileStore (./mlruns), MlflowMemory (tests).
  */
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Chunk, Context, Effect, Either, Option, Schema, Stream } from "effect"
 import { InvalidInput, StorageError } from "../errors.js"
 import type { AlreadyExists, MlflowFailure, NotFound } from "../errors.js"
@@ -106,6 +106,11 @@ export interface CreateRunOptions {
   readonly startTime?: number | undefined
   readonly userId?: string | undefined
   readonly tags?: ReadonlyArray<{ readonly key: string; readonly value: string }> | undefined
+  /**
+   * The key of a tag in `tags` whose value is unique to this create. A layer that can lose a reply (Http) first
+   * looks for an active run carrying it before sending the create again, so that a retry makes no second run.
+   */
+  readonly idempotencyTag?: string | undefined
 }
 
 export interface SearchRunsOptions {

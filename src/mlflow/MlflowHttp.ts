@@ -2,10 +2,13 @@
  * The Mlflow service over MLflow's REST API (2.x and 3.x tracking servers) with `@effect/platform`'s HttpClient:
  * MLflow's own settings and retry policy, errors mapped by `error_code`, paged listings and streamed artifacts.
  */
-import { FileSystem, HttpClient, HttpClientRequest, Path } from "@effect/platform"
-import type { HttpClientResponse } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as Path from "@effect/platform/Path"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import type { HttpClientError } from "@effect/platform/HttpClientError"
-import { NodeHttpClient } from "@effect/platform-node"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Undici from "@effect/platform-node/Undici"
 import {
   Chunk,
@@ -44,6 +47,7 @@ import {
   type ArtifactSource,
   type CreateRunOptions,
   Mlflow,
+  type Run,
   type SearchExperimentsOptions,
   type SearchRunsOptions,
   type UpdateRunOptions,
@@ -556,19 +560,47 @@ export const make = (
       yield* checkId("ExperimentId", opts.experimentId)
       const tags = yield* checkTags(opts.tags ?? [])
       const startTime = opts.startTime ?? (yield* Clock.currentTimeMillis)
-      const r = yield* call(
-        post("runs/create", {
-          experiment_id: opts.experimentId,
-          start_time: startTime,
-          ...(opts.runName === undefined ? {} : { run_name: opts.runName }),
-          ...(opts.userId === undefined ? {} : { user_id: opts.userId }),
-          ...(tags.length === 0 ? {} : { tags })
-        }),
-        Wire.RunResponse,
-        { entity: "experiment", key: opts.experimentId }
-      )
-      return Wire.toRun(r.run)
+      const request = post("runs/create", {
+        experiment_id: opts.experimentId,
+        start_time: startTime,
+        ...(opts.runName === undefined ? {} : { run_name: opts.runName }),
+        ...(opts.userId === undefined ? {} : { user_id: opts.userId }),
+        ...(tags.length === 0 ? {} : { tags })
+      })
+      const subject = { entity: "experiment", key: opts.experimentId }
+      const key = tags.find((t) => t.key === opts.idempotencyTag)
+      if (key === undefined) return Wire.toRun((yield* call(request, Wire.RunResponse, subject)).run)
+      // Every attempt sends the same body. Once an attempt's reply is lost (a reset, a body cut short, a timeout),
+      // the server may have made the run: the next attempt looks for it by its unique tag before creating again.
+      const lost = yield* Ref.make(false)
+      const once = Effect.gen(function*() {
+        if (yield* Ref.get(lost)) {
+          const made = yield* findCreated(opts.experimentId, key)
+          if (Option.isSome(made)) return Either.left(made.value)
+        }
+        const text = yield* attempt(request, subject, readText).pipe(
+          Effect.tapError((e) => isRetryable(e) && e.error._tag === "TransportError" ? Ref.set(lost, true) : Effect.void)
+        )
+        return Either.right(text)
+      })
+      const outcome = yield* withRetries(once).pipe(Effect.catchTag("AlreadyExists", unexpected))
+      if (Either.isLeft(outcome)) return outcome.left
+      return Wire.toRun((yield* decode(request, Wire.RunResponse, outcome.right)).run)
     })
+
+    /** The earliest active run of an experiment carrying `tag` (none when the search itself fails). */
+    const findCreated = (experimentId: string, tag: { readonly key: string; readonly value: string }) =>
+      searchRuns({ experimentIds: [experimentId], filter: Filter.and(Filter.tag(tag.key, tag.value)) }).pipe(
+        Stream.runCollect,
+        Effect.map((runs) =>
+          Chunk.reduce(runs, Option.none<Run>(), (best, run) =>
+            Option.isSome(best) && (best.value.info.startTime < run.info.startTime ||
+                (best.value.info.startTime === run.info.startTime && best.value.info.runId <= run.info.runId))
+              ? best
+              : Option.some(run))
+        ),
+        Effect.orElseSucceed(() => Option.none<Run>())
+      )
 
     const getRun = Effect.fn("Mlflow.getRun")(function*(runId: string) {
       const r = yield* call(get("runs/get", { run_id: runId }), Wire.RunResponse, { entity: "run", key: runId })

@@ -2,7 +2,8 @@
  * MlflowRegistry: the Registry service on an MLflow tracking server (any Mlflow layer), in ForML's wire layout
  * (see layout.ts), with cached get-or-create, converging races, sha256 integrity tags and typed errors.
  */
-import { FileSystem, Path } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
 import type { PlatformError } from "@effect/platform/Error"
 import {
   Array as Arr,
@@ -310,7 +311,9 @@ export const make = (
         const [project, release] = ref
         const experiment = yield* experiments.get(project)
         const found = runsOf(
-          (yield* searchAll([experiment.id], Layout.releaseRuns(repoid))).filter(Layout.isPublished),
+          (yield* dropAbandoned(yield* searchAll([experiment.id], Layout.releaseRuns(repoid)))).filter(
+            Layout.isPublished
+          ),
           release
         )
         if (!Arr.isNonEmptyReadonlyArray(found)) return yield* releaseNotFound(project, release)
@@ -331,7 +334,7 @@ export const make = (
         // an experiment this very call created holds no run yet: skip the search (the check after creating runs)
         if (!(created && computed)) {
           const runs = runsOf(yield* searchAll([experiment.id], Layout.releaseRuns(repoid), "ALL"), release)
-          const active = runs.filter(isActive)
+          const active = yield* dropAbandoned(runs.filter(isActive))
           if (Arr.isNonEmptyReadonlyArray(active)) {
             const value: ReleaseRuns = { experiment, canonical: active[0], all: active }
             return value
@@ -341,32 +344,77 @@ export const make = (
             restored = true
           }
         }
-        const own = restored ? Option.none<Run>() : Option.some(
-          yield* orVanished(mlflow.createRun({
-            experimentId: experiment.id,
-            userId: Layout.USER_ID,
-            startTime: yield* now,
-            tags: Layout.newReleaseTags(repoid, release.toString())
-          }))
-        )
-        const value = yield* converge(experiment, release, own)
-        if (Option.isNone(value)) return yield* Effect.fail(vanished(releaseNotFound(project, release)))
-        return value.value
+        if (restored) {
+          const value = yield* converge(experiment, release, Option.none(), Option.none())
+          if (Option.isNone(value.runs)) return yield* Effect.fail(vanished(releaseNotFound(project, release)))
+          return value.runs.value
+        }
+        // one token for this create: every HTTP attempt of it sends the same body
+        const token = v4()
+        const creation = yield* Effect.either(orVanished(mlflow.createRun({
+          experimentId: experiment.id,
+          userId: Layout.USER_ID,
+          startTime: yield* now,
+          tags: [...Layout.newReleaseTags(repoid, release.toString()), Layout.createTag(token)],
+          idempotencyTag: Layout.TAG.create
+        })))
+        if (Either.isLeft(creation)) {
+          // the run may exist though the create failed (its reply lost, then the retry failed): it is ours
+          const value = yield* Effect.option(converge(experiment, release, Option.none(), Option.some(token)))
+          if (Option.isSome(value) && value.value.ours && Option.isSome(value.value.runs)) return value.value.runs.value
+          return yield* Effect.fail(creation.left)
+        }
+        const value = yield* converge(experiment, release, Option.some(creation.right), Option.some(token))
+        if (Option.isNone(value.runs)) return yield* Effect.fail(vanished(releaseNotFound(project, release)))
+        return value.runs.value
       })
     )
 
-    /** The active runs of a release after a create or restore; our own duplicate is deleted if it is not canonical. */
-    const converge = (experiment: ExperimentRef, release: ReleaseKey, own: Option.Option<Run>) =>
+    /**
+     * The active runs of a release after a create or restore. Every run carrying this create's token is ours (a lost
+     * reply and its retry may have made several); those that are not canonical are deleted (they are still empty).
+     * `ours`: whether a run of this create was found.
+     */
+    const converge = (
+      experiment: ExperimentRef,
+      release: ReleaseKey,
+      own: Option.Option<Run>,
+      token: Option.Option<string>
+    ) =>
       Effect.gen(function*() {
-        let after = runsOf(yield* searchAll([experiment.id], Layout.releaseRuns(repoid)), release)
-        if (Option.isSome(own) && after.length > 0 && after[0]!.runId !== own.value.runId) {
-          yield* Effect.ignore(mlflow.deleteRun(own.value.runId))
-          after = after.filter((r) => r.runId !== own.value.runId)
+        let after = yield* dropAbandoned(runsOf(yield* searchAll([experiment.id], Layout.releaseRuns(repoid)), release))
+        const mine = (r: Run) =>
+          Option.exists(own, (o) => o.runId === r.runId) ||
+          Option.exists(token, (t) => Option.contains(Layout.createTokenOf(r), t))
+        const ours = after.some(mine)
+        if (Arr.isNonEmptyReadonlyArray(after)) {
+          const canonical = after[0]
+          const duplicates = new Set(after.filter((r) => r.runId !== canonical.runId && mine(r)).map((r) => r.runId))
+          // our run may not show in the search yet
+          if (Option.isSome(own) && own.value.runId !== canonical.runId) duplicates.add(own.value.runId)
+          yield* Effect.forEach(duplicates, (runId) => Effect.ignore(mlflow.deleteRun(runId)), {
+            concurrency,
+            discard: true
+          })
+          after = after.filter((r) => !duplicates.has(r.runId))
         }
-        if (!Arr.isNonEmptyReadonlyArray(after)) {
-          return Option.map(own, (run): ReleaseRuns => ({ experiment, canonical: run, all: [run] }))
-        }
-        return Option.some<ReleaseRuns>({ experiment, canonical: after[0], all: after })
+        const runs = Arr.isNonEmptyReadonlyArray(after)
+          ? Option.some<ReleaseRuns>({ experiment, canonical: after[0], all: after })
+          : Option.map(own, (run): ReleaseRuns => ({ experiment, canonical: run, all: [run] }))
+        return { runs, ours: ours || Option.isSome(own) }
+      })
+
+    /**
+     * Release runs searched anew, without those a lost create reply abandoned (see Layout.abandoned), which are
+     * deleted on the way: a late reply may have made them after their writer's own check.
+     */
+    const dropAbandoned = (runs: ReadonlyArray<Run>) =>
+      Effect.gen(function*() {
+        const gone = Layout.abandoned(runs)
+        if (gone.length === 0) return runs
+        yield* Effect.forEach(gone, (r) => Effect.ignore(mlflow.deleteRun(r.runId)), { concurrency, discard: true })
+        const ids = new Set(gone.map((r) => r.runId))
+        return runs.filter((r) => !ids.has(r.runId))
       })
 
     // -- generations --------------------------------------------------------------------------------------------
@@ -442,17 +490,41 @@ export const make = (
           const existing = yield* sessionRuns(rel)
           if (Arr.isNonEmptyReadonlyArray(existing)) return training(existing[0])
         }
-        const run = yield* mlflow.createRun({
+        // one token for this create: the Mlflow layer looks for it before retrying a create whose reply was lost
+        const token = v4()
+        const created = yield* Effect.either(mlflow.createRun({
           experimentId: rel.experiment.id,
           userId: Layout.USER_ID,
           startTime: yield* now,
-          tags: Layout.generationTags(repoid, rel.canonical.runId, session)
-        })
+          tags: [...Layout.generationTags(repoid, rel.canonical.runId, session), Layout.createTag(token)],
+          idempotencyTag: Layout.TAG.create
+        }))
+        const mine = (r: Run) => Option.contains(Layout.createTokenOf(r), token)
+        const deleteAll = (runs: ReadonlyArray<Run>) =>
+          Effect.forEach(runs, (r) => Effect.ignore(mlflow.deleteRun(r.runId)), { concurrency, discard: true })
+        if (Either.isLeft(created)) {
+          // the run may exist though the create failed (its reply lost, then the retry failed): it is ours
+          const made = Arr.sort(
+            yield* Effect.orElseSucceed(
+              searchAll([rel.experiment.id], Layout.createdRuns(repoid, rel.canonical.runId, session, token)),
+              (): ReadonlyArray<Run> => []
+            ),
+            Layout.byStart
+          )
+          if (!Arr.isNonEmptyReadonlyArray(made)) return yield* Effect.fail(created.left)
+          yield* deleteAll(made.slice(1))
+          return training(made[0])
+        }
+        const run = created.right
         if (sessionGiven) {
           const after = yield* sessionRuns(rel)
-          if (Arr.isNonEmptyReadonlyArray(after) && after[0].runId !== run.runId) {
-            yield* Effect.ignore(mlflow.deleteRun(run.runId))
-            return training(after[0])
+          if (Arr.isNonEmptyReadonlyArray(after)) {
+            // every run of this create other than the one kept is an empty duplicate
+            const kept = after[0]
+            yield* deleteAll(
+              [run, ...after.filter((r) => mine(r) && r.runId !== run.runId)].filter((r) => r.runId !== kept.runId)
+            )
+            return training(kept)
           }
         }
         return training(run)
@@ -512,7 +584,7 @@ export const make = (
           Arr.chunksOf(candidates, 100),
           (chunk) =>
             Effect.map(
-              searchAll(chunk.map((c) => c.experiment.experimentId), Layout.releaseRuns(repoid)),
+              Effect.flatMap(searchAll(chunk.map((c) => c.experiment.experimentId), Layout.releaseRuns(repoid)), dropAbandoned),
               (runs) => {
                 for (const run of runs) {
                   if (Layout.isPublished(run) && Option.isSome(releaseKeyOf(run))) holders.add(run.info.experimentId)
@@ -536,7 +608,9 @@ export const make = (
         Effect.gen(function*() {
           yield* ready
           const experiment = yield* experiments.get(project)
-          const runs = (yield* searchAll([experiment.id], Layout.releaseRuns(repoid))).filter(Layout.isPublished)
+          const runs = (yield* dropAbandoned(yield* searchAll([experiment.id], Layout.releaseRuns(repoid)))).filter(
+            Layout.isPublished
+          )
           // one key per PEP 440 version, as its canonical run spells it (`1.0` and `1.0.0` are one release); each
           // version is parsed once and grouped by ReleaseKey's Hash, so a listing stays linear in its runs
           const keys: Array<ReleaseKey> = []

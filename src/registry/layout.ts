@@ -14,7 +14,8 @@ export const TAG = {
   level: "forml.level",
   session: "forml.session",
   commit: "mlflow.source.git.commit",
-  parent: "mlflow.parentRunId"
+  parent: "mlflow.parentRunId",
+  create: "forml.create"
 } as const
 
 export const LEVEL = { release: "release", generation: "generation" } as const
@@ -93,6 +94,26 @@ export const generationTags = (repoid: string, releaseRunId: string, session: st
   { key: TAG.session, value: session }
 ]
 
+/**
+ * The tag of one logical create: a fresh uuid4 sent with every attempt of it, so that the runs a lost reply and its
+ * retry left behind are known as one writer's duplicates (ForML ignores the tag). Runs made before it have none.
+ */
+export const createTag = (token: string): TagPair => ({ key: TAG.create, value: token })
+
+/** The token of the create that made a run, if it has one. */
+export const createTokenOf = (run: Run): Option.Option<string> => run.tag(TAG.create)
+
+/**
+ * Release runs left by a create whose reply was lost (or came after the timeout): unpublished runs carrying the
+ * token of a published run. The writer published that one, so the others are empty and never used again.
+ */
+export const abandoned = (runs: ReadonlyArray<Run>): ReadonlyArray<Run> => {
+  const published = new Set<string>()
+  for (const run of runs) if (isPublished(run)) for (const t of Option.toArray(createTokenOf(run))) published.add(t)
+  if (published.size === 0) return []
+  return runs.filter((r) => !isPublished(r) && Option.exists(createTokenOf(r), (t) => published.has(t)))
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Search filters (always through Filter, so a quote in a value cannot break them)
 // ---------------------------------------------------------------------------------------------------------------
@@ -116,6 +137,10 @@ export const committedRuns = (repoid: string, releaseRunId: string, generation: 
 /** The generation runs of one session under one release run (committed ones included: filters cannot say "absent"). */
 export const sessionRuns = (repoid: string, releaseRunId: string, session: string): Filter.Filter =>
   Filter.and(...generationRuns(repoid, releaseRunId).clauses, Filter.tag(TAG.session, session))
+
+/** The generation runs one create of a session made (one, or more when a reply was lost and the create retried). */
+export const createdRuns = (repoid: string, releaseRunId: string, session: string, token: string): Filter.Filter =>
+  Filter.and(...sessionRuns(repoid, releaseRunId, session).clauses, Filter.tag(TAG.create, token))
 
 // ---------------------------------------------------------------------------------------------------------------
 // Canonical order
