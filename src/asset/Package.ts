@@ -2,7 +2,7 @@
  * ForML packages: a `.4ml` zip (manifest first, DEFLATE, files only) or a directory with `__4ml__.py` at its root.
  * Entries stream between files and zips; only the manifest is held in memory, and untrusted zips are checked first.
  */
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import type { PlatformError } from "@effect/platform/Error"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Data, Effect, Either, Option, Stream } from "effect"

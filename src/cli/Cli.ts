@@ -3,7 +3,8 @@
  * a thin shell over Directory (parsing arguments, printing tables or JSON) with @effect/cli.
  */
 import { Args, Command, HelpDoc, Options } from "@effect/cli"
-import { FileSystem, Path } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
 import * as NodeSink from "@effect/platform-node/NodeSink"
 import { Effect, Either, Layer, Option, Stream } from "effect"
 import { createRequire } from "node:module"

@@ -2,7 +2,8 @@
  * The `demo` content: a small ForML package built in code (manifest + a few Python files, zipped with
  * Package.create), published as new releases with trained generations, so that every command has something to show.
  */
-import { FileSystem, Path } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
 import { Effect, Either, Option } from "effect"
 import { GenerationKey } from "../asset/GenerationKey.js"
 import { Manifest } from "../asset/Manifest.js"

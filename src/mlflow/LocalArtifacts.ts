@@ -2,7 +2,8 @@
  * Artifacts under a local directory (a run whose artifact URI is `file:`): upload, download and list with the
  * semantics of `Mlflow.Service`, streaming, with atomic writes and no path (or symlink) leaving the root.
  */
-import { FileSystem, Path } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
 import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Either, Exit, Stream } from "effect"
 import { randomBytes } from "node:crypto"

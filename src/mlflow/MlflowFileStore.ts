@@ -29,7 +29,8 @@
  *   skipped when reading metadata (a `meta.yaml`, `tags/` directory or tag file leading out reads as absent).
  * - Deleting the Default experiment `0` fails as MLflow's file store does: MlflowApiError 500 INTERNAL_ERROR.
  */
-import { FileSystem, Path } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
 import type { PlatformError } from "@effect/platform/Error"
 import { Chunk, Clock, Effect, Either, Layer, Option, Stream } from "effect"
 import { randomBytes } from "node:crypto"
