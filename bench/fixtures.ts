@@ -2,7 +2,7 @@
  * What the benchmark pushes and writes: small ForML packages (built with Package.create), large stored-entry packages
  * written chunk by chunk, and byte payloads, in memory or generated as fresh chunks so that nothing is held whole.
  */
-import { NodeContext } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Effect, Either, Stream } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import { createWriteStream } from "node:fs"

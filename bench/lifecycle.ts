@@ -3,7 +3,7 @@
  * the next generation; list projects, releases and generations; open every tag; read every state and check it), and
  * its floor: the same work as the fewest plain fetch requests that do it in ForML's layout.
  */
-import { NodeContext } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Chunk, Effect, Either, Option, Stream } from "effect"
 import { performance } from "node:perf_hooks"
 import { readFile } from "node:fs/promises"

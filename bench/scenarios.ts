@@ -2,7 +2,7 @@
  * The benchmark's scenarios besides the lifecycle: artifact transfer through MlflowHttp against bare fetch, many states
  * written with bounded concurrency against sequentially, and the listing of a release with many generations.
  */
-import { NodeContext } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Chunk, Effect, Either, Layer, Scope, Stream, Exit } from "effect"
 import { randomUUID } from "node:crypto"
 import { mkdtemp, rm } from "node:fs/promises"

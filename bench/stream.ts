@@ -2,7 +2,7 @@
  * The streaming scenario, meant to run in a process of its own so that its peak RSS is its own: push and pull a large
  * package, write and read a large state, through the registry ("library") or with bare fetch ("floor").
  */
-import { NodeContext } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Effect, Either, Stream } from "effect"
 import { createHash, randomUUID } from "node:crypto"
 import { mkdtemp, rm, stat } from "node:fs/promises"
