@@ -136,45 +136,39 @@ const utf8 = new TextEncoder()
 const plain = (b: Uint8Array): Uint8Array =>
   b.constructor === Uint8Array ? b : new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
 
+/** The bytes of `stream`, then what `atEnd` makes of their sha256 (hex), computed afresh each time it runs. */
+const digested = <E, E2>(
+  stream: Stream.Stream<Uint8Array, E>,
+  atEnd: (hex: string) => Stream.Stream<never, E2>
+): Stream.Stream<Uint8Array, E | E2> =>
+  Stream.suspend(() => {
+    const hash = createHash("sha256")
+    return stream.pipe(
+      Stream.map((chunk) => {
+        hash.update(chunk)
+        return chunk
+      }),
+      Stream.concat(Stream.suspend(() => atEnd(hash.digest("hex"))))
+    )
+  })
+
 /** The bytes of `stream`, failing at the end with IntegrityError when their sha256 differs from `expected`. */
 const verified = <E>(
   stream: Stream.Stream<Uint8Array, E>,
   artifact: string,
   expected: Option.Option<string>
-): Stream.Stream<Uint8Array, E | IntegrityError> => {
-  if (Option.isNone(expected)) return stream
-  return Stream.suspend(() => {
-    const hash = createHash("sha256")
-    return stream.pipe(
-      Stream.map((chunk) => {
-        hash.update(chunk)
-        return chunk
-      }),
-      Stream.concat(Stream.suspend(() => {
-        const actual = hash.digest("hex")
-        return actual === expected.value.toLowerCase()
-          ? Stream.empty
-          : Stream.fail(new IntegrityError({ artifact, expected: expected.value, actual }))
-      }))
-    )
-  })
-}
+): Stream.Stream<Uint8Array, E | IntegrityError> =>
+  Option.isNone(expected) ? stream : digested(stream, (actual) =>
+    actual === expected.value.toLowerCase()
+      ? Stream.empty
+      : Stream.fail(new IntegrityError({ artifact, expected: expected.value, actual })))
 
 /** A stream that records the sha256 of what went through it each time it runs to its end. */
 const hashing = <E>(stream: Stream.Stream<Uint8Array, E>) => {
   const digest: { value: string | undefined } = { value: undefined }
-  const source = Stream.suspend(() => {
-    const hash = createHash("sha256")
-    return stream.pipe(
-      Stream.map((chunk) => {
-        hash.update(chunk)
-        return chunk
-      }),
-      Stream.concat(Stream.suspend(() => {
-        digest.value = hash.digest("hex")
-        return Stream.empty
-      }))
-    )
+  const source = digested(stream, (hex) => {
+    digest.value = hex
+    return Stream.empty
   })
   return { source, digest: () => digest.value }
 }
