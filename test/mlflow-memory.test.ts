@@ -14,7 +14,8 @@ import * as MlflowMemory from "../src/mlflow/MlflowMemory.js"
 import { MlflowMemoryHandle } from "../src/mlflow/MlflowMemory.js"
 import type { Seed } from "../src/mlflow/MlflowMemory.js"
 import { mlflowContract } from "./contract/mlflow.js"
-import { readJson, sharedPath } from "./support/shared.js"
+import { readLayout } from "./support/layout.js"
+import { sharedPath } from "./support/shared.js"
 
 mlflowContract("MlflowMemory", MlflowMemory.layer())
 mlflowContract("MlflowMemory (trailing empty pages)", MlflowMemory.layer({ trailingEmptyPage: true }), {
@@ -48,37 +49,9 @@ const step = (scenario: string, name: string): WireLine => {
   return line
 }
 
-interface LayoutArtifact {
-  readonly path: string
-  readonly size: number
-  readonly sha256: string
-  readonly base64?: string
-  readonly text?: string
-}
-interface LayoutRun {
-  readonly id: string
-  readonly run_name: string
-  readonly status: "RUNNING"
-  readonly lifecycle_stage: "active" | "deleted"
-  readonly user_id: string
-  readonly artifact_uri: string
-  readonly tags: Readonly<Record<string, string>>
-  readonly artifacts: ReadonlyArray<LayoutArtifact>
-}
-interface Layout {
-  readonly experiments: ReadonlyArray<{
-    readonly id: string
-    readonly name: string
-    readonly lifecycle_stage: "active" | "deleted"
-    readonly artifact_location: string
-    readonly tags: Readonly<Record<string, string>>
-    readonly runs: ReadonlyArray<LayoutRun>
-  }>
-}
-
 /** ForML's recorded layout as a seed: EXPn → "n", run placeholders → fixed hex ids, package bytes from the vectors. */
 const layoutSeed = (): Seed => {
-  const layout = readJson<Layout>("forml-vectors", "mlflow-layout.json")
+  const layout = readLayout()
   const pkg = new Uint8Array(readFileSync(sharedPath("forml-vectors", "helloworld.4ml")))
   const ids = new Map<string, string>()
   for (const e of layout.experiments) {
@@ -278,7 +251,7 @@ describe("MlflowMemoryHandle", () => {
         filter: Filter.and(Filter.tag("forml.level", "generation"), Filter.tag("mlflow.parentRunId", release.runId))
       })))
       expect(generations.map((g) => tagValue(g, "mlflow.source.git.commit"))).toEqual(["2", "1"])
-      const layout = readJson<Layout>("forml-vectors", "mlflow-layout.json")
+      const layout = readLayout()
       const gen1 = layout.experiments[1]!.runs.find((r) => r.id === "RUN_GENERATION_1")!
       const first = generations[1]!
       const listed = yield* m.listArtifacts(first.info)

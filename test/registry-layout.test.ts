@@ -20,85 +20,14 @@ import { MlflowMemoryHandle } from "../src/mlflow/MlflowMemory.js"
 import type { Seed } from "../src/mlflow/MlflowMemory.js"
 import { MlflowRegistry } from "../src/registry/MlflowRegistry.js"
 import { collect, key } from "./contract/registry.js"
-import { readJson, sharedPath } from "./support/shared.js"
+import { type LayoutStep, readLayout } from "./support/layout.js"
+import { sharedPath } from "./support/shared.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // The recorded layout
 // ---------------------------------------------------------------------------------------------------------------
 
-interface LayoutArtifact {
-  readonly path: string
-  readonly size: number
-  readonly sha256: string
-  readonly base64?: string
-  readonly text?: string
-  readonly zipEntries?: ReadonlyArray<{ readonly name: string }>
-}
-interface LayoutRun {
-  readonly id: string
-  readonly run_name: string
-  readonly status: "RUNNING"
-  readonly lifecycle_stage: "active" | "deleted"
-  readonly user_id: string
-  readonly artifact_uri: string
-  readonly has_end_time: boolean
-  readonly tags: Readonly<Record<string, string>>
-  readonly artifacts: ReadonlyArray<LayoutArtifact>
-}
-interface LayoutExperiment {
-  readonly id: string
-  readonly name: string
-  readonly lifecycle_stage: "active" | "deleted"
-  readonly artifact_location: string
-  readonly tags: Readonly<Record<string, string>>
-  readonly runs: ReadonlyArray<LayoutRun>
-}
-interface ViewGeneration {
-  readonly key: number
-  readonly tagToml: string
-  readonly states: ReadonlyArray<{ readonly sid: string; readonly size: number; readonly sha256: string }>
-}
-interface ViewRelease {
-  readonly version: string
-  readonly package: {
-    readonly manifest: { readonly name: string; readonly version: string; readonly package: string }
-    readonly entries: ReadonlyArray<{ readonly name: string }>
-  }
-  readonly generations: ReadonlyArray<ViewGeneration>
-}
-interface View {
-  readonly repoid: string
-  readonly projects: ReadonlyArray<{ readonly name: string; readonly releases: ReadonlyArray<ViewRelease> }>
-}
-interface ClientCall {
-  readonly phase: string
-  readonly method: string
-  readonly path: string
-  readonly params?: Readonly<Record<string, string>>
-  readonly json?: {
-    readonly name?: string
-    readonly user_id?: string
-    readonly tags?: ReadonlyArray<{ readonly key: string; readonly value: string }>
-    readonly key?: string
-    readonly value?: string
-    readonly filter?: string
-  }
-}
-interface LayoutStep {
-  readonly step: string
-  readonly repoid: string
-  readonly states: Readonly<Record<string, string>>
-  readonly closed: number
-  readonly tagToml: string
-}
-interface LayoutFile {
-  readonly lifecycle: { readonly steps: ReadonlyArray<LayoutStep> }
-  readonly experiments: ReadonlyArray<LayoutExperiment>
-  readonly formlView: Readonly<Record<string, View>>
-  readonly clientCalls: ReadonlyArray<ClientCall>
-}
-
-const layout = readJson<LayoutFile>("forml-vectors", "mlflow-layout.json")
+const layout = readLayout()
 const helloworld = sharedPath("forml-vectors", "helloworld.4ml")
 const sha256 = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex")
 const hex = (b: string): Uint8Array => new Uint8Array(Buffer.from(b, "hex"))

@@ -10,7 +10,6 @@ import { Cause, Effect, Either, Exit, Layer, ManagedRuntime, Option, Scope, Stre
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import * as zlib from "node:zlib"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { GenerationKey } from "../../src/asset/GenerationKey.js"
 import { Package } from "../../src/asset/Package.js"
@@ -28,64 +27,12 @@ import { MlflowRegistry } from "../../src/registry/MlflowRegistry.js"
 import { Registry } from "../../src/registry/Registry.js"
 import type { Emulator, HttpFault } from "../support/emulator.js"
 import { runCli } from "../support/processes.js"
+import { rawZip } from "../support/zip.js"
 import { bytes, helloworldZip, key, Probe, sha256, store, type StoreKind, trainedTag, treeSnapshot } from "./support.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Hostile packages, built once as raw zips (a zip writer would refuse to write most of them)
 // ---------------------------------------------------------------------------------------------------------------
-
-interface RawEntry {
-  readonly name: string
-  readonly data?: Buffer | undefined
-  /** Unix mode in the external attributes (a symlink: 0o120777). */
-  readonly mode?: number | undefined
-}
-
-/** A zip with the entries as given, DEFLATE, made on Unix (so modes count). */
-const rawZip = (entries: ReadonlyArray<RawEntry>): Buffer => {
-  const locals: Array<Buffer> = []
-  const centrals: Array<Buffer> = []
-  let offset = 0
-  for (const e of entries) {
-    const data = e.data ?? Buffer.alloc(0)
-    const body = zlib.deflateRawSync(data)
-    const name = Buffer.from(e.name, "utf-8")
-    const crc = zlib.crc32(data) >>> 0
-    const local = Buffer.alloc(30)
-    local.writeUInt32LE(0x04034b50, 0)
-    local.writeUInt16LE(20, 4)
-    local.writeUInt16LE(0x800, 6)
-    local.writeUInt16LE(8, 8)
-    local.writeUInt32LE(crc, 14)
-    local.writeUInt32LE(body.length, 18)
-    local.writeUInt32LE(data.length, 22)
-    local.writeUInt16LE(name.length, 26)
-    const central = Buffer.alloc(46)
-    central.writeUInt32LE(0x02014b50, 0)
-    central.writeUInt16LE((3 << 8) | 20, 4)
-    central.writeUInt16LE(20, 6)
-    central.writeUInt16LE(0x800, 8)
-    central.writeUInt16LE(8, 10)
-    central.writeUInt32LE(crc, 16)
-    central.writeUInt32LE(body.length, 20)
-    central.writeUInt32LE(data.length, 24)
-    central.writeUInt16LE(name.length, 28)
-    central.writeUInt32LE(((e.mode ?? 0o100644) << 16) >>> 0, 38)
-    central.writeUInt32LE(offset, 42)
-    const localBlock = Buffer.concat([local, name, body])
-    locals.push(localBlock)
-    centrals.push(Buffer.concat([central, name]))
-    offset += localBlock.length
-  }
-  const cd = Buffer.concat(centrals)
-  const eocd = Buffer.alloc(22)
-  eocd.writeUInt32LE(0x06054b50, 0)
-  eocd.writeUInt16LE(entries.length, 8)
-  eocd.writeUInt16LE(entries.length, 10)
-  eocd.writeUInt32LE(cd.length, 12)
-  eocd.writeUInt32LE(offset, 16)
-  return Buffer.concat([...locals, cd, eocd])
-}
 
 const manifest = (name = "helloworld", version = "1") =>
   Buffer.from(`NAME = "${name}"\nVERSION = "${version}"\nPACKAGE = "hello.world"\nMODULES = {}`)
