@@ -148,20 +148,17 @@ export class Bare {
   }
 
   /** Streams a local file up (chunked, never whole in memory). */
-  async putFile(artifactUri: string, path: string, file: string): Promise<void> {
-    const body = Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>
-    const response = await this.#fetch(this.artifactUrl(artifactUri, path), {
-      method: "PUT",
-      headers: { "content-type": "application/octet-stream" },
-      body,
-      duplex: "half"
-    } as RequestInit)
-    await response.arrayBuffer()
+  putFile(artifactUri: string, path: string, file: string): Promise<void> {
+    return this.#putReadable(artifactUri, path, createReadStream(file))
   }
 
   /** Streams a generated body up. */
-  async putStream(artifactUri: string, path: string, chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    const body = Readable.toWeb(Readable.from(chunks)) as ReadableStream<Uint8Array>
+  putStream(artifactUri: string, path: string, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    return this.#putReadable(artifactUri, path, Readable.from(chunks))
+  }
+
+  async #putReadable(artifactUri: string, path: string, source: Readable): Promise<void> {
+    const body = Readable.toWeb(source) as ReadableStream<Uint8Array>
     const response = await this.#fetch(this.artifactUrl(artifactUri, path), {
       method: "PUT",
       headers: { "content-type": "application/octet-stream" },

@@ -212,6 +212,16 @@ const tokenize = (source: string): Either.Either<ReadonlyArray<Line>, SyntaxFail
     current = []
     atLineStart = true
   }
+  // Scans the string literal whose quote is at `quoteAt` (the token, prefix included, starts at `i`) and moves past it.
+  const pushString = (quoteAt: number, prefix: string): SyntaxFailure | undefined => {
+    const scanned = scanString(src, quoteAt, prefix, line)
+    if (Either.isLeft(scanned)) return scanned.left
+    const { end, value, newlines } = scanned.right
+    current.push({ type: "string", text: src.slice(i, end), line, value })
+    line += newlines
+    i = end
+    return undefined
+  }
 
   while (i < src.length) {
     const c = src[i] as string
@@ -261,12 +271,8 @@ const tokenize = (source: string): Either.Either<ReadonlyArray<Line>, SyntaxFail
       const word = ident[0]
       const after = i + word.length
       if (STRING_PREFIX.test(word) && (src[after] === "'" || src[after] === "\"")) {
-        const scanned = scanString(src, after, word.toLowerCase(), line)
-        if (Either.isLeft(scanned)) return Either.left(scanned.left)
-        const { end, value, newlines } = scanned.right
-        current.push({ type: "string", text: src.slice(i, end), line, value })
-        line += newlines
-        i = end
+        const failed = pushString(after, word.toLowerCase())
+        if (failed !== undefined) return Either.left(failed)
         continue
       }
       // Python compares identifiers after NFKC normalisation (a full-width NAME is NAME).
@@ -275,12 +281,8 @@ const tokenize = (source: string): Either.Either<ReadonlyArray<Line>, SyntaxFail
       continue
     }
     if (c === "'" || c === "\"") {
-      const scanned = scanString(src, i, "", line)
-      if (Either.isLeft(scanned)) return Either.left(scanned.left)
-      const { end, value, newlines } = scanned.right
-      current.push({ type: "string", text: src.slice(i, end), line, value })
-      line += newlines
-      i = end
+      const failed = pushString(i, "")
+      if (failed !== undefined) return Either.left(failed)
       continue
     }
     NUMBER.lastIndex = i
