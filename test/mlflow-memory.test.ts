@@ -14,7 +14,7 @@ import * as MlflowMemory from "../src/mlflow/MlflowMemory.js"
 import { MlflowMemoryHandle } from "../src/mlflow/MlflowMemory.js"
 import type { Seed } from "../src/mlflow/MlflowMemory.js"
 import { mlflowContract } from "./contract/mlflow.js"
-import { readLayout } from "./support/layout.js"
+import { layoutSeed, readLayout } from "./support/layout.js"
 import { sharedPath } from "./support/shared.js"
 
 mlflowContract("MlflowMemory", MlflowMemory.layer())
@@ -50,7 +50,7 @@ const step = (scenario: string, name: string): WireLine => {
 }
 
 /** ForML's recorded layout as a seed: EXPn → "n", run placeholders → fixed hex ids, package bytes from the vectors. */
-const layoutSeed = (): Seed => {
+const seedOfLayout = (): Seed => {
   const layout = readLayout()
   const pkg = new Uint8Array(readFileSync(sharedPath("forml-vectors", "helloworld.4ml")))
   const ids = new Map<string, string>()
@@ -59,37 +59,7 @@ const layoutSeed = (): Seed => {
     for (const r of e.runs) ids.set(r.id, createHash("sha256").update(r.id).digest("hex").slice(0, 32))
   }
   const subst = (s: string) => s.replace(/\b(EXP\d+|RUN_(?:RELEASE|GENERATION)_\d+)\b/g, (m) => ids.get(m) ?? m)
-  let start = 1700000000000
-  return {
-    experiments: layout.experiments.map((e) => ({
-      experimentId: ids.get(e.id)!,
-      name: e.name,
-      lifecycleStage: e.lifecycle_stage,
-      artifactLocation: subst(e.artifact_location),
-      tags: e.tags
-    })),
-    runs: layout.experiments.flatMap((e) =>
-      e.runs.map((r) => ({
-        runId: ids.get(r.id)!,
-        experimentId: ids.get(e.id)!,
-        runName: r.run_name,
-        userId: r.user_id,
-        status: r.status,
-        lifecycleStage: r.lifecycle_stage,
-        startTime: start++,
-        artifactUri: subst(r.artifact_uri),
-        tags: Object.fromEntries(Object.entries(r.tags).map(([k, v]) => [k, subst(v)])),
-        artifacts: r.artifacts.map((a) => ({
-          path: a.path,
-          bytes: a.base64 !== undefined
-            ? new Uint8Array(Buffer.from(a.base64, "base64"))
-            : a.text !== undefined
-            ? text(a.text)
-            : pkg
-        }))
-      }))
-    )
-  }
+  return layoutSeed(layout, pkg, subst)
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -232,7 +202,7 @@ describe("MlflowMemoryHandle", () => {
     fresh(Effect.gen(function*() {
       const handle = yield* MlflowMemoryHandle
       const m = yield* Mlflow
-      yield* handle.load(layoutSeed())
+      yield* handle.load(seedOfLayout())
       const hello = yield* m.getExperimentByName("helloworld")
       expect(hello.experimentId).toBe("1")
       expect(hello.artifactLocation).toBe("mlflow-artifacts:/1")

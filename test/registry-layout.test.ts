@@ -20,7 +20,7 @@ import { MlflowMemoryHandle } from "../src/mlflow/MlflowMemory.js"
 import type { Seed } from "../src/mlflow/MlflowMemory.js"
 import { MlflowRegistry } from "../src/registry/MlflowRegistry.js"
 import { collect, key } from "./contract/registry.js"
-import { type LayoutStep, readLayout } from "./support/layout.js"
+import { type LayoutStep, layoutSeed, readLayout } from "./support/layout.js"
 import { sharedPath } from "./support/shared.js"
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -39,37 +39,7 @@ const hex = (b: string): Uint8Array => new Uint8Array(Buffer.from(b, "hex"))
 const seed = (): Seed => {
   const pkg = new Uint8Array(readFileSync(helloworld))
   const exp = (s: string) => s.replace(/EXP(\d+)/g, "$1")
-  let start = 1_700_000_000_000
-  return {
-    experiments: layout.experiments.map((e) => ({
-      experimentId: exp(e.id),
-      name: e.name,
-      lifecycleStage: e.lifecycle_stage,
-      artifactLocation: exp(e.artifact_location),
-      tags: e.tags
-    })),
-    runs: layout.experiments.flatMap((e) =>
-      e.runs.map((r) => ({
-        runId: r.id,
-        experimentId: exp(e.id),
-        runName: r.run_name,
-        userId: r.user_id,
-        status: r.status,
-        lifecycleStage: r.lifecycle_stage,
-        startTime: start++,
-        artifactUri: exp(r.artifact_uri),
-        tags: r.tags,
-        artifacts: r.artifacts.map((a) => ({
-          path: a.path,
-          bytes: a.base64 !== undefined
-            ? new Uint8Array(Buffer.from(a.base64, "base64"))
-            : a.text !== undefined
-            ? new TextEncoder().encode(a.text)
-            : pkg
-        }))
-      }))
-    )
-  }
+  return layoutSeed(layout, pkg, exp)
 }
 
 const run = <A, E>(

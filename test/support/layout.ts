@@ -1,4 +1,5 @@
 /** The shape of ForML's recorded MLflow layout (`forml-vectors/mlflow-layout.json`) and its loader. */
+import type { Seed } from "../../src/mlflow/MlflowMemory.js"
 import { readJson } from "./shared.js"
 
 export interface LayoutArtifact {
@@ -75,3 +76,42 @@ export interface Layout {
 
 /** Reads and parses `forml-vectors/mlflow-layout.json` afresh on each call. */
 export const readLayout = (): Layout => readJson<Layout>("forml-vectors", "mlflow-layout.json")
+
+/**
+ * The layout as an MlflowMemory seed. `subst` rewrites the placeholders (`EXPn`, `RUN_*`) in ids, locations, URIs and
+ * tag values; runs start a millisecond apart in recorded order. The recorded package's bytes are not in the layout:
+ * `pkg` stands in for every artifact recorded without text or base64.
+ */
+export const layoutSeed = (layout: Layout, pkg: Uint8Array, subst: (s: string) => string): Seed => {
+  let start = 1_700_000_000_000
+  return {
+    experiments: layout.experiments.map((e) => ({
+      experimentId: subst(e.id),
+      name: e.name,
+      lifecycleStage: e.lifecycle_stage,
+      artifactLocation: subst(e.artifact_location),
+      tags: e.tags
+    })),
+    runs: layout.experiments.flatMap((e) =>
+      e.runs.map((r) => ({
+        runId: subst(r.id),
+        experimentId: subst(e.id),
+        runName: r.run_name,
+        userId: r.user_id,
+        status: r.status,
+        lifecycleStage: r.lifecycle_stage,
+        startTime: start++,
+        artifactUri: subst(r.artifact_uri),
+        tags: Object.fromEntries(Object.entries(r.tags).map(([k, v]) => [k, subst(v)])),
+        artifacts: r.artifacts.map((a) => ({
+          path: a.path,
+          bytes: a.base64 !== undefined
+            ? new Uint8Array(Buffer.from(a.base64, "base64"))
+            : a.text !== undefined
+            ? new TextEncoder().encode(a.text)
+            : pkg
+        }))
+      }))
+    )
+  }
+}
