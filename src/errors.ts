@@ -142,10 +142,14 @@ export class StorageError extends Schema.TaggedError<StorageError>()("StorageErr
 export class IntegrityError extends Schema.TaggedError<IntegrityError>()("IntegrityError", {
   artifact: Schema.String,
   expected: Schema.String,
-  actual: Schema.String
+  actual: Schema.String,
+  /** What differs: the bytes' sha256 (on a read, the default) or the stored size in bytes (before a commit). */
+  measure: Schema.optional(Schema.Literal("sha256", "size"))
 }) {
   override get message(): string {
-    return `integrity check failed for ${this.artifact}: sha256 ${this.actual}, expected ${this.expected}`
+    return this.measure === "size"
+      ? `integrity check failed for ${this.artifact}: ${this.actual} bytes stored, ${this.expected} written`
+      : `integrity check failed for ${this.artifact}: sha256 ${this.actual}, expected ${this.expected}`
   }
 }
 

@@ -2,6 +2,9 @@
  * MlflowHttp: the Mlflow contract against the emulator (and a real server when MLFLOW_TRACKING_URI is set), then
  * what only the Http layer has: settings, credentials, retries, error mapping by reply, artifact URIs.
  */
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, ConfigProvider, Effect, Either, Fiber, Layer, Option, Redacted, Schema, Stream, TestClock } from "effect"
@@ -10,7 +13,7 @@ import { readFileSync } from "node:fs"
 import * as Https from "node:https"
 import type { AddressInfo } from "node:net"
 import type { TLSSocket } from "node:tls"
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
+import { mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { pathToFileURL } from "node:url"
@@ -453,7 +456,7 @@ describe("MlflowHttp replies", () => {
     expect(Either.isLeft(MlflowHttp.resolveArtifactUri("mlflow-artifacts:/9/../x", "http://h"))).toBe(true)
   })
 
-  it.effect("artifact names are URL-encoded segment by segment; uploads stream with a Content-Length when known", () =>
+  it.effect("artifact names are URL-encoded segment by segment; every upload carries its Content-Length", () =>
     withService((mlflow, emulator) =>
       Effect.gen(function*() {
         const run = yield* newRun(mlflow)
@@ -472,14 +475,21 @@ describe("MlflowHttp replies", () => {
           }),
           Effect.promise(() => rm(dir, { recursive: true, force: true }))
         )
-        yield* mlflow.uploadArtifact(run.info, "s.bin", Stream.make(text("a"), text("b")))
-        expect(emulator.requests().at(-1)!.headers["transfer-encoding"]).toBe("chunked")
+        // a stream of unknown length is spooled first, then sent with its length (never chunked: MLflow 3.x would
+        // store an empty file); empty chunks in it are harmless
+        yield* mlflow.uploadArtifact(run.info, "s.bin", Stream.make(text("a"), new Uint8Array(0), text("b")))
+        expect(emulator.requests().at(-1)!.headers["content-length"]).toBe("2")
+        expect(emulator.requests().at(-1)!.headers["transfer-encoding"]).toBeUndefined()
+        expect(decode(yield* downloadBytes(run.info, "s.bin"))).toBe("ab")
+        yield* mlflow.uploadArtifact(run.info, "e.bin", Stream.empty)
+        expect(emulator.requests().at(-1)!.headers["content-length"]).toBe("0")
+        expect(yield* downloadBytes(run.info, "e.bin")).toHaveLength(0)
         const listed = yield* mlflow.listArtifacts(run.info, "dir a")
         expect(listed.map((f) => f.path)).toEqual(["dir a/my file+x.txt"])
         expect(emulator.requests().at(-1)!.path).toContain("?path=")
       })))
 
-  it.effect("retries a failed file upload from the start; a consumed one-shot stream is not replayed", () =>
+  it.effect("retries a failed file upload from the start, and a one-shot stream from its spooled copy", () =>
     withService((mlflow, emulator) =>
       Effect.gen(function*() {
         const run = yield* newRun(mlflow)
@@ -496,10 +506,51 @@ describe("MlflowHttp replies", () => {
           Effect.promise(() => rm(dir, { recursive: true, force: true }))
         )
         emulator.fault({ status: 503, match: { method: "PUT" } })
-        const error = yield* Effect.flip(mlflow.uploadArtifact(run.info, "s.bin", Stream.make(text("once"))))
-        expect(error).toMatchObject({ _tag: "MlflowApiError", status: 503 })
-        expect(emulator.count({ method: "PUT" })).toBe(3)
+        let pulls = 0
+        const once = Stream.suspend(() => {
+          pulls++
+          return Stream.make(text("once"))
+        })
+        yield* mlflow.uploadArtifact(run.info, "s.bin", once)
+        expect(pulls).toBe(1)
+        expect(emulator.count({ method: "PUT" })).toBe(4)
+        expect(decode(yield* downloadBytes(run.info, "s.bin"))).toBe("once")
       })))
+
+  it.effect("a file that changes while it is sent fails the upload with StorageError, and it is not retried", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.promise(() => mkdtemp(join(tmpdir(), "forml-http-changed-")))
+      const file = join(dir, "f.bin")
+      yield* Effect.promise(() => writeFile(file, Buffer.alloc(1_000_000, 1)))
+      // a client that reads the body slowly: once the first chunk is taken, the file is cut to half its size
+      let requests = 0
+      const slow = HttpClient.make((request) =>
+        Effect.gen(function*() {
+          requests++
+          if (request.body._tag !== "Stream") return yield* Effect.die("expected a stream body")
+          expect(request.headers["content-length"]).toBe("1000000")
+          let first = true
+          yield* request.body.stream.pipe(
+            Stream.runForEach(() =>
+              first ? Effect.promise(() => truncate(file, 500_000)).pipe(Effect.tap(() => (first = false))) : Effect.void
+            ),
+            Effect.mapError((cause) => new HttpClientError.RequestError({ request, reason: "Transport", cause }))
+          )
+          return HttpClientResponse.fromWeb(request, new Response("{}", { status: 200 }))
+        })
+      )
+      const run = { runId: "r", artifactUri: "mlflow-artifacts:/1/r/artifacts" }
+      const error = yield* Effect.flip(
+        Effect.flatMap(Mlflow, (mlflow) => mlflow.uploadArtifact(run, "f.bin", { file })).pipe(
+          Effect.provide(MlflowHttp.layer({ trackingUri: "http://127.0.0.1:1", ...fast })),
+          Effect.provide(Layer.merge(Layer.succeed(HttpClient.HttpClient, slow), NodeContext.layer))
+        )
+      )
+      expect(error._tag).toBe("StorageError")
+      expect(error.message).toContain("changed while it was sent")
+      expect(requests).toBe(1)
+      yield* Effect.promise(() => rm(dir, { recursive: true, force: true }))
+    }))
 
   it.effect("a download cut short fails the stream with a TransportError", () =>
     withService((mlflow, emulator) =>

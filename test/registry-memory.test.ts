@@ -54,15 +54,16 @@ const project = key.project("helloworld")
 const release = key.release("1")
 
 describe("MlflowRegistry on MlflowMemory: requests, paging, faults", () => {
-  it("meets the request targets: cold push 6, write 1, close 4 (10 states), read 1, open 1", () =>
+  it("meets the request targets: cold push 7, write 1, close 5 (10 states), read 1, open 1", () =>
     withStore(Effect.gen(function*() {
       const reg = yield* registry()
       const pkg = yield* Package.open(helloworldZip)
       yield* requests
       yield* reg.push(pkg)
       const push = yield* requests
-      expect(push.n).toBe(6)
+      expect(push.n).toBe(7)
       expect(push.calls.createRun).toBe(1)
+      expect(push.calls.listArtifacts).toBe(1) // the package is found stored whole before the release lists
 
       const sids = Array.from({ length: 10 }, () => StateId.random())
       yield* reg.write(project, release, sids[0]!, bytes("first")) // starts the training: creates its run
@@ -73,8 +74,9 @@ describe("MlflowRegistry on MlflowMemory: requests, paging, faults", () => {
       }
       expect(yield* reg.close(project, release, key.generation(1), tagWith(...sids))).toBe(1)
       const close = yield* requests
-      expect(close.n).toBeLessThanOrEqual(4)
+      expect(close.n).toBeLessThanOrEqual(5)
       expect(close.calls.setTags).toBe(1)
+      expect(close.calls.listArtifacts).toBe(1) // every state is found stored whole before the commit
 
       expect(yield* reg.read(project, release, key.generation(1), sids[3]!)).toEqual(bytes("state 2"))
       expect((yield* requests).n).toBe(1)
@@ -94,7 +96,7 @@ describe("MlflowRegistry on MlflowMemory: requests, paging, faults", () => {
       expect((yield* requests).calls.createRun).toBe(1)
     })))
 
-  it("close stays at 4 requests with 150 states: state sha256 tags wait in batches of 98", () =>
+  it("close stays at 5 requests with 150 states: state sha256 tags wait in batches of 98", () =>
     withStore(Effect.gen(function*() {
       const handle = yield* MlflowMemoryHandle
       const reg = yield* registry()
@@ -108,7 +110,7 @@ describe("MlflowRegistry on MlflowMemory: requests, paging, faults", () => {
       expect(writes.calls.setTags).toBe(1) // one batch of 98 waiting tags, set by the 98th write
       expect(yield* reg.close(project, release, key.generation(1), tagWith(...sids))).toBe(1)
       const close = yield* requests
-      expect(close.n).toBeLessThanOrEqual(4)
+      expect(close.n).toBeLessThanOrEqual(5)
       const run = (yield* handle.snapshot).runs.find((r) =>
         Option.contains(r.tag(Layout.TAG.level), "generation") && Option.contains(r.tag(Layout.TAG.commit), "1")
       )!

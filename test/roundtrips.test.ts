@@ -94,16 +94,17 @@ const warm = (states = 2) =>
   })
 
 describe("round trips of the registry on MlflowHttp", () => {
-  it("a cold push of a new project makes at most 6 requests", () =>
+  it("a cold push of a new project makes at most 7 requests (one lists the package stored)", () =>
     onEmulator(({ counted }) =>
       Effect.gen(function*() {
         const pkg = yield* packages
         const zip = yield* pkg.zip(project, "1.0")
         const reg = yield* MlflowRegistry.make()
         const [, requests] = yield* counted(reg.push(zip))
-        expectAtMost(requests, 6)
-        // and it did push: one artifact upload
+        expectAtMost(requests, 7)
+        // and it did push: one artifact upload, then one listing that finds it stored whole before it is published
         expect(requests.filter((r) => r.method === "PUT")).toHaveLength(1)
+        expect(requests.filter((r) => r.path.includes("/mlflow-artifacts/artifacts?"))).toHaveLength(1)
       })
     ))
 
@@ -169,7 +170,7 @@ describe("round trips of the registry on MlflowHttp", () => {
     ))
 
   for (const states of [1, 20, 98]) {
-    it(`close makes at most 4 requests with ${states} state${states === 1 ? "" : "s"}`, () =>
+    it(`close makes at most 5 requests with ${states} state${states === 1 ? "" : "s"}`, () =>
       onEmulator(({ counted }) =>
         Effect.gen(function*() {
           const { reg } = yield* warm(1)
@@ -177,15 +178,16 @@ describe("round trips of the registry on MlflowHttp", () => {
           for (const sid of sids) yield* reg.write(project, release, sid, new Uint8Array(10))
           const [used, requests] = yield* counted(reg.close(project, release, key.generation(2), tagWith(...sids)))
           expect(used).toBe(2)
-          expectAtMost(requests, 4)
-          // the tags of a close go in one runs/log-batch
+          expectAtMost(requests, 5)
+          // one artifact listing checks every state stored whole; the tags of a close go in one runs/log-batch
+          expect(requests.filter((r) => r.path.includes("/mlflow-artifacts/artifacts?"))).toHaveLength(1)
           expect(requests.filter((r) => r.path.includes("runs/log-batch"))).toHaveLength(1)
           expect(requests.filter((r) => r.path.includes("runs/set-tag"))).toHaveLength(0)
         })
       ))
   }
 
-  it("close makes at most 4 requests with 250 states (their sha256 tags went out in batches while writing)", () =>
+  it("close makes at most 5 requests with 250 states (their sha256 tags went out in batches while writing)", () =>
     onEmulator(({ counted }) =>
       Effect.gen(function*() {
         const { reg } = yield* warm(1)
@@ -193,7 +195,7 @@ describe("round trips of the registry on MlflowHttp", () => {
         for (const sid of sids) yield* reg.write(project, release, sid, new Uint8Array(10))
         const [used, requests] = yield* counted(reg.close(project, release, key.generation(2), tagWith(...sids)))
         expect(used).toBe(2)
-        expectAtMost(requests, 4)
+        expectAtMost(requests, 5)
         // and every state's sha256 is on the run: a read of each verifies
         const bytes = yield* reg.read(project, release, key.generation(2), sids[249]!)
         expect([...bytes]).toEqual(Array.from({ length: 10 }, () => 0))

@@ -56,7 +56,7 @@ const quoteValue = (clause: Clause): Either.Either<string, InvalidInput> => {
 const quoteKey = (clause: Clause): Either.Either<string, InvalidInput> => {
   if (clause.kind === "attribute") {
     return ATTRIBUTE_KEY.test(clause.key)
-      ? Either.right(`attributes.${clause.key}`)
+      ? Either.right(`attribute.${clause.key}`)
       : Either.left(new InvalidInput({ kind: "Filter", input: clause.key, reason: "not an attribute name" }))
   }
   if (clause.key === "" || clause.key.includes("`")) {

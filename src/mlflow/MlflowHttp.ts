@@ -27,6 +27,7 @@ import {
   Ref,
   Schedule,
   Schema,
+  Sink,
   Stream
 } from "effect"
 import * as NodeFs from "node:fs"
@@ -257,6 +258,11 @@ export const parseRetryAfter = (value: string | undefined, now: number): Option.
 /** MLflow 2.x answers a GET of a missing artifact with a 500 that wraps the file system's ENOENT. */
 const isMissingArtifact500 = (status: number, code: string, message: string): boolean =>
   status === 500 && code === "INTERNAL_ERROR" && /No such file or directory|\[Errno 2\]/.test(message)
+
+/** A file-store server's refusal of its own unescaped `name = '…'` filter (get-by-name of a name holding `'`). */
+const isUnquotedNameRefusal = (e: unknown): e is MlflowApiError =>
+  e instanceof MlflowApiError && e.status === 400 && e.errorCode === "INVALID_PARAMETER_VALUE" &&
+  /filter/i.test(e.detail)
 
 /** A short one-line text of a non-JSON error page (Flask's HTML pages, a proxy's error page). */
 const summarize = (text: string): string => {
@@ -499,13 +505,35 @@ export const make = (
     })
 
     const getExperimentByName = Effect.fn("Mlflow.getExperimentByName")(function*(name: string) {
-      const r = yield* call(
-        get("experiments/get-by-name", { experiment_name: name }),
-        Wire.GetExperimentResponse,
-        { entity: "experiment", key: name }
-      )
-      return Wire.toExperiment(r.experiment)
+      const subject = { entity: "experiment", key: name }
+      return yield* call(get("experiments/get-by-name", { experiment_name: name }), Wire.GetExperimentResponse, subject)
+        .pipe(
+          Effect.map((r) => Wire.toExperiment(r.experiment)),
+          // a server on a file store turns the name into the filter `name = '<name>'` unescaped, so a name holding
+          // `'` is refused there: the same look-up as a search whose filter quotes the name properly
+          Effect.catchIf(
+            (e): e is MlflowApiError => name.includes("'") && isUnquotedNameRefusal(e),
+            (refusal) => experimentNamed(name, refusal)
+          )
+        )
     })
+
+    /** The experiment of that exact name in any lifecycle stage, as get-by-name answers, through a search. */
+    const experimentNamed = (name: string, refusal: MlflowApiError) =>
+      Filter.render(Filter.and(Filter.attribute("name", name))).pipe(
+        Effect.mapError(() => refusal),
+        Effect.flatMap((filter) =>
+          call(
+            post("experiments/search", { max_results: 2, view_type: "ALL", filter }),
+            Wire.SearchExperimentsResponse,
+            { entity: "experiment", key: name }
+          )
+        ),
+        Effect.flatMap((r) => {
+          const found = r.experiments.map(Wire.toExperiment).find((e) => e.name === name)
+          return found === undefined ? Effect.fail(new NotFound({ entity: "experiment", key: name })) : Effect.succeed(found)
+        })
+      )
 
     const createExperiment = Effect.fn("Mlflow.createExperiment")(function*(
       name: string,
@@ -686,54 +714,73 @@ export const make = (
         const location = yield* locate(run)
         if (location._tag === "Local") return yield* local.upload(location.dir, path, source)
         const url = proxyUrl(location, path)
-        const subject = { entity: "artifact", key: path }
-        const put = HttpClientRequest.put(url, { acceptJson: true })
         if (source instanceof Uint8Array) {
+          const put = HttpClientRequest.put(url, { acceptJson: true })
           const text = yield* withRetries(
-            attempt(HttpClientRequest.bodyUint8Array(put, source, "application/octet-stream"), subject, readText)
+            attempt(HttpClientRequest.bodyUint8Array(put, source, "application/octet-stream"), { entity: "artifact", key: path }, readText)
           ).pipe(Effect.catchIf(isDomain, unexpected))
           yield* decode(put, Acknowledged, text)
           return
         }
-        // A stream body: its own failure ends the upload (it is not the server's fault, so not retried), and a
-        // byte stream handed in by the caller is retried only while none of it was consumed, as it may not replay.
-        const sourceError = yield* Ref.make<Option.Option<E | StorageError>>(Option.none())
-        const consumed = yield* Ref.make(false)
-        let body: Stream.Stream<Uint8Array, E | StorageError>
-        let contentLength: number | undefined
-        let replayable: boolean
-        if ("file" in source) {
-          const info = yield* fs.stat(source.file).pipe(Effect.mapError(LocalArtifacts.storageError(source.file)))
-          contentLength = Number(info.size)
-          body = fs.stream(source.file).pipe(Stream.mapError(LocalArtifacts.storageError(source.file)))
-          replayable = true
-        } else {
-          body = source
-          contentLength = undefined
-          replayable = false
-        }
-        const tracked = body.pipe(
-          Stream.tap(() => Ref.set(consumed, true)),
-          Stream.tapError((e) => Ref.set(sourceError, Option.some(e)))
-        )
-        const once = Effect.gen(function*() {
-          yield* Ref.set(consumed, false)
-          const request = HttpClientRequest.bodyStream(put, tracked, {
-            contentType: "application/octet-stream",
-            ...(contentLength === undefined ? {} : { contentLength })
+        if ("file" in source) return yield* putFile(url, path, source.file)
+        // Every body carries its length: MLflow 3.x stores a chunked body as an empty file and answers 200. A
+        // stream of unknown length is spooled to a temporary file first, then sent like a file.
+        return yield* Effect.scoped(
+          Effect.gen(function*() {
+            const spool = yield* fs.makeTempFileScoped({ prefix: "forml-mlflow-upload-" }).pipe(
+              Effect.mapError(LocalArtifacts.storageError("temporary upload file"))
+            )
+            yield* source.pipe(
+              Stream.filter((chunk) => chunk.length > 0), // the file sink refuses an empty write
+              Stream.run(Sink.mapError(fs.sink(spool), LocalArtifacts.storageError(spool)))
+            )
+            return yield* putFile(url, path, spool)
           })
-          const exit = yield* Effect.either(attempt(request, subject, readText, { timeout: false }))
+        )
+      }).pipe(Effect.withSpan("Mlflow.uploadArtifact", { attributes: { path } }))
+
+    /**
+     * A file PUT with the size the file has when it starts; a file that grows or shrinks while it is sent fails the
+     * upload with StorageError (not the server's fault, so not retried). A failed PUT is sent again from the start.
+     */
+    const putFile = (url: string, path: string, file: string) =>
+      Effect.gen(function*() {
+        const put = HttpClientRequest.put(url, { acceptJson: true })
+        const info = yield* fs.stat(file).pipe(Effect.mapError(LocalArtifacts.storageError(file)))
+        const contentLength = Number(info.size)
+        const changed = new StorageError({
+          path: file,
+          reason: `the file changed while it was sent (${contentLength} bytes when it started)`
+        })
+        const sourceError = yield* Ref.make<Option.Option<StorageError>>(Option.none())
+        const body = Stream.suspend(() => {
+          let sent = 0
+          return fs.stream(file).pipe(
+            Stream.mapError(LocalArtifacts.storageError(file)),
+            Stream.mapChunksEffect((chunks) => {
+              sent += Chunk.reduce(chunks, 0, (n, c) => n + c.length)
+              return sent > contentLength ? Effect.fail(changed) : Effect.succeed(chunks)
+            }),
+            Stream.concat(Stream.suspend(() => (sent === contentLength ? Stream.empty : Stream.fail(changed)))),
+            Stream.tapError((e) => Ref.set(sourceError, Option.some(e)))
+          )
+        })
+        const once = Effect.gen(function*() {
+          yield* Ref.set(sourceError, Option.none())
+          // (an empty body goes as bytes: the platform writes no Content-Length of 0 for a stream)
+          const request = contentLength === 0
+            ? HttpClientRequest.bodyUint8Array(put, new Uint8Array(0), "application/octet-stream")
+            : HttpClientRequest.bodyStream(put, body, { contentType: "application/octet-stream", contentLength })
+          const exit = yield* Effect.either(attempt(request, { entity: "artifact", key: path }, readText, { timeout: false }))
           if (Either.isRight(exit)) return exit.right
           const failed = yield* Ref.get(sourceError)
           if (Option.isSome(failed)) return yield* Effect.fail(failed.value)
-          const error = exit.left
-          if (error._tag === "Retryable" && !replayable && (yield* Ref.get(consumed))) return yield* error.error
-          return yield* error
+          return yield* exit.left
         })
         const text = yield* withRetries(once).pipe(Effect.catchIf(isDomain, unexpected))
         // a 2xx that is not MLflow's `{}` (a proxy's sign-in page) did not store the artifact
         yield* decode(put, Acknowledged, text)
-      }).pipe(Effect.withSpan("Mlflow.uploadArtifact", { attributes: { path } }))
+      })
 
     const downloadArtifact = (run: ArtifactRoot, path: string) =>
       Stream.unwrap(

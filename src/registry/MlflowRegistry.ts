@@ -19,6 +19,7 @@ import {
   MutableHashMap,
   Option,
   Scope,
+  Sink,
   Stream
 } from "effect"
 import { globalValue } from "effect/GlobalValue"
@@ -84,11 +85,17 @@ interface ReleaseRuns {
   readonly all: ReadonlyArray<Run>
 }
 
-/** The training in progress of this instance under one release: its run and the sha256 of every state written. */
+/** What an upload sent: the sha256 (hex) and the length of its bytes. */
+interface Written {
+  readonly sha256: string
+  readonly size: number
+}
+
+/** The training in progress of this instance under one release: its run and what each state written sent. */
 interface Unbound {
   readonly run: Run
-  /** Every state written to the run by this instance (its sha256, when known). */
-  readonly states: Map<string, string | undefined>
+  /** Every state written to the run by this instance. */
+  readonly states: Map<string, Written>
   /** `forml.sha256.<sid>.bin` tags not yet set (they go with the commit, or in a batch once PENDING_TAGS are due). */
   readonly pending: Map<string, string>
 }
@@ -162,16 +169,6 @@ const verified = <E>(
     actual === expected.value.toLowerCase()
       ? Stream.empty
       : Stream.fail(new IntegrityError({ artifact, expected: expected.value, actual })))
-
-/** A stream that records the sha256 of what went through it each time it runs to its end. */
-const hashing = <E>(stream: Stream.Stream<Uint8Array, E>) => {
-  const digest: { value: string | undefined } = { value: undefined }
-  const source = digested(stream, (hex) => {
-    digest.value = hex
-    return Stream.empty
-  })
-  return { source, digest: () => digest.value }
-}
 
 /** A NotFound met where the registry created or just saw the entity: the store changed under us. */
 const vanished = (e: NotFound): MlflowApiError =>
@@ -546,18 +543,64 @@ export const make = (
 
     // -- artifacts --------------------------------------------------------------------------------------------------
 
-    /** Uploads bytes or a stream and returns their sha256 (computed on the way). */
+    /**
+     * Uploads bytes or a stream and returns their sha256 and length. A stream is spooled to the staging directory
+     * first (hashed and counted on the way, the file removed afterwards), so that every upload carries its length
+     * (a chunked body is stored empty by MLflow 3.x) and a failed PUT can be sent again.
+     */
     const upload = <E>(
       root: ArtifactRoot,
       name: string,
       data: Uint8Array | Stream.Stream<Uint8Array, E>
-    ): Effect.Effect<Option.Option<string>, E | InvalidInput | MlflowFailure> => {
+    ): Effect.Effect<Written, E | InvalidInput | MlflowFailure> => {
       if (data instanceof Uint8Array) {
-        return Effect.as(mlflow.uploadArtifact(root, name, data), Option.some(sha256(data)))
+        return Effect.as(mlflow.uploadArtifact(root, name, data), { sha256: sha256(data), size: data.length })
       }
-      const hashed = hashing(data)
-      return Effect.map(mlflow.uploadArtifact(root, name, hashed.source), () => Option.fromNullable(hashed.digest()))
+      return Effect.scoped(Effect.gen(function*() {
+        const file = yield* stagingPath
+        yield* Effect.addFinalizer(() => Effect.ignore(fs.remove(file)))
+        const hash = createHash("sha256")
+        let size = 0
+        yield* data.pipe(
+          Stream.filter((chunk) => chunk.length > 0), // the file sink refuses an empty write
+          Stream.map((chunk) => {
+            hash.update(chunk)
+            size += chunk.length
+            return chunk
+          }),
+          Stream.run(Sink.mapError(fs.sink(file), storage(file)))
+        )
+        yield* mlflow.uploadArtifact(root, name, { file })
+        return { sha256: hash.digest("hex"), size }
+      }))
     }
+
+    /**
+     * Checks one listing of a run's artifacts against what was written: each artifact must be stored with the size
+     * sent (a server can answer 200 and keep less); one never written is NotFound (`missing`).
+     */
+    const checkStored = <E>(
+      root: ArtifactRoot,
+      expected: ReadonlyArray<{ readonly name: string; readonly size: number | undefined }>,
+      missing: (index: number) => E
+    ) =>
+      Effect.gen(function*() {
+        const stored = new Map(
+          (yield* mlflow.listArtifacts(root)).filter((f) => !f.isDir).map((f) => [f.path, f.fileSize ?? 0] as const)
+        )
+        for (const [index, { name, size }] of expected.entries()) {
+          const actual = stored.get(name)
+          if (actual === undefined) return yield* Effect.fail(missing(index))
+          if (size !== undefined && actual !== size) {
+            return yield* new IntegrityError({
+              artifact: name,
+              expected: String(size),
+              actual: String(actual),
+              measure: "size"
+            })
+          }
+        }
+      })
 
     /** An artifact of a run, verified against its `forml.sha256.<name>` tag when the run has one. */
     const download = (run: Run, name: string) =>
@@ -655,8 +698,12 @@ export const make = (
         const zip = yield* Effect.provideService(Package.toZip(pkg, scratch), FileSystem.FileSystem, fs)
         // the sha256 in one streamed pass over the local zip; the upload then reads the file itself, so that the
         // Mlflow layer can send it again when a PUT fails half-way
+        let size = 0
         const digest = yield* fs.stream(zip).pipe(
-          Stream.runFold(createHash("sha256"), (hash, chunk) => hash.update(chunk)),
+          Stream.runFold(createHash("sha256"), (hash, chunk) => {
+            size += chunk.length
+            return hash.update(chunk)
+          }),
           Effect.map((hash) => hash.digest("hex")),
           Effect.mapError(storage(zip))
         )
@@ -664,6 +711,12 @@ export const make = (
         const rel = yield* createdReleases.get(ref)
         const run = rel.canonical
         yield* mlflow.uploadArtifact(run.info, Layout.ARTIFACT.package, { file: zip })
+        // nothing lists that is not stored whole
+        yield* checkStored(
+          run.info,
+          [{ name: Layout.ARTIFACT.package, size }],
+          () => new IntegrityError({ artifact: Layout.ARTIFACT.package, expected: String(size), actual: "0", measure: "size" })
+        )
         // published: the sha256 replaces the empty tag the run was created with, and the release lists from now on
         yield* orVanished(
           mlflow.setTags(run.runId, [{ key: Layout.sha256Tag(Layout.ARTIFACT.package), value: digest }])
@@ -710,9 +763,9 @@ export const make = (
       Effect.gen(function*() {
         yield* ready
         const training = yield* unbound.get(releaseRef(project, release))
-        const digest = yield* upload(training.run.info, Layout.ARTIFACT.state(sid), data)
-        training.states.set(sid, Option.getOrUndefined(digest))
-        if (Option.isSome(digest)) training.pending.set(Layout.sha256Tag(Layout.ARTIFACT.state(sid)), digest.value)
+        const written = yield* upload(training.run.info, Layout.ARTIFACT.state(sid), data)
+        training.states.set(sid, written)
+        training.pending.set(Layout.sha256Tag(Layout.ARTIFACT.state(sid)), written.sha256)
         if (training.pending.size >= PENDING_TAGS) {
           const batch = [...training.pending].map(([key, value]) => ({ key, value }))
           training.pending.clear()
@@ -834,15 +887,13 @@ export const make = (
           return yield* unbound.get(ref)
         })
         const { run, states } = current
-        // every state of the tag must be in this run; what this instance did not write itself is listed once
-        const unknown = tag.states.filter((sid) => !states.has(sid))
-        if (unknown.length > 0) {
-          const listed = new Set(
-            (yield* mlflow.listArtifacts(run.info)).filter((f) => !f.isDir).map((f) => f.path)
-          )
-          const missing = unknown.find((sid) => !listed.has(Layout.ARTIFACT.state(sid)))
-          if (missing !== undefined) return yield* stateNotFound(where, missing)
-        }
+        // nothing commits that is not stored whole: every state of the tag is in this run, with the size this
+        // instance wrote (a state of a resumed session, written by another instance, only needs to be there)
+        yield* checkStored(
+          run.info,
+          tag.states.map((sid) => ({ name: Layout.ARTIFACT.state(sid), size: states.get(sid)?.size })),
+          (index) => stateNotFound(where, tag.states[index]!)
+        )
         const bytes = utf8.encode(text)
         yield* mlflow.uploadArtifact(run.info, Layout.ARTIFACT.tag, bytes)
         const committed: ReadonlyArray<Layout.TagPair> = [
