@@ -23,9 +23,11 @@ import * as Wire from "../../src/mlflow/wire.js"
 // ---------------------------------------------------------------------------------------------------------------
 
 /**
- * Which recorded server to answer like. `2.17-sqlite` (the default) is the baseline; `3.x-sqlite` adds 3.x's
- * differences: `outputs` on runs, 404 for a missing artifact, `sqlstate`/`error_class` in errors, paged metric
- * history, 400 for a non-numeric experiment id, and no trailing empty runs/search page.
+ * Which recorded server to answer like. `2.17-sqlite` (the default) is the baseline, MLflow 2.17.2 under gunicorn;
+ * `3.x-sqlite` adds 3.x's differences: `outputs` on runs, 404 for a missing artifact, `sqlstate`/`error_class` in
+ * errors, paged metric history, 400 for a non-numeric experiment id, and no trailing empty runs/search page.
+ * Both flavors refuse entity prefixes other than `attribute`, `tag` and `tags` in experiment searches
+ * (`attributes.name` is a 400 there), while run searches also take `attributes`, `attr` and `run`.
  */
 export type Flavor = "2.17-sqlite" | "3.x-sqlite"
 
@@ -266,16 +268,41 @@ interface ParsedClause {
   readonly value: string | ReadonlyArray<string>
 }
 
+/** Which search a filter is for: MLflow parses the two with different classes (SearchUtils, SearchExperimentsUtils). */
+export type FilterTarget = "runs" | "experiments"
+
+const FILTER_ATTRIBUTES: Readonly<Record<FilterTarget, ReadonlySet<string>>> = {
+  runs: new Set(["run_id", "run_name", "status", "user_id", "artifact_uri", "start_time", "end_time"]),
+  experiments: new Set(["name", "creation_time", "last_update_time"])
+}
+
 const TAG_PREFIXES = new Set(["tags", "tag"])
-const ATTRIBUTE_PREFIXES = new Set(["attributes", "attribute", "attr", "run"])
+const RUN_ATTRIBUTE_PREFIXES = new Set(["attributes", "attribute", "attr", "run"])
+/** SearchExperimentsUtils._get_identifier's `valid_entity_types`, in the order its message prints them. */
+const EXPERIMENT_PREFIXES = ["attribute", "tag", "tags"] as const
+
+/** The kind of clause an entity prefix makes in that search, or the message of the 400 for an unknown prefix. */
+const entityKind = (target: FilterTarget, prefix: string): Either.Either<"tag" | "attribute", string> => {
+  if (target === "experiments") {
+    return (EXPERIMENT_PREFIXES as ReadonlyArray<string>).includes(prefix)
+      ? Either.right(TAG_PREFIXES.has(prefix) ? "tag" : "attribute")
+      : Either.left(`Invalid entity type '${prefix}'. Valid entity types are (${
+        EXPERIMENT_PREFIXES.map((e) => `'${e}'`).join(", ")
+      })`)
+  }
+  if (TAG_PREFIXES.has(prefix)) return Either.right("tag")
+  if (RUN_ATTRIBUTE_PREFIXES.has(prefix)) return Either.right("attribute")
+  return Either.left(`Invalid entity type '${prefix}'. Valid values are ['metric', 'parameter', 'tag', 'attribute']`)
+}
 
 const QUOTED = /^(?:'((?:''|\\'|[^'])*)'|"((?:""|\\"|[^"])*)")/
 
-/** Parses a filter string into clauses, or the 400 the server gives; `""` is no clause. */
+/** Parses the filter of a run or an experiment search into clauses, or the 400 the server gives; `""` is no clause. */
 export const parseFilter = (
   text: string,
-  attributes: ReadonlySet<string>
+  target: FilterTarget
 ): Either.Either<ReadonlyArray<ParsedClause>, ApiError> => {
+  const attributes = FILTER_ATTRIBUTES[target]
   const clauses: Array<ParsedClause> = []
   let rest = text.trim()
   const fail = (message: string) => Either.left(invalid(message))
@@ -290,16 +317,10 @@ export const parseFilter = (
       return fail(`Invalid comparison clause. Expected 'Identifier' found '${ident[0]}${rest.split(/\s/)[0]}'`)
     }
     const key = /^[`"]/.test(rawKey) ? rawKey.slice(1, -1) : rawKey
-    let kind: "tag" | "attribute"
-    if (prefix === undefined) {
-      kind = "attribute"
-    } else if (TAG_PREFIXES.has(prefix)) {
-      kind = "tag"
-    } else if (ATTRIBUTE_PREFIXES.has(prefix)) {
-      kind = "attribute"
-    } else {
-      return fail(`Invalid entity type '${prefix}'. Valid values are ['metric', 'parameter', 'tag', 'attribute']`)
-    }
+    // the entity is checked before the key (both classes' _get_identifier)
+    const entity = prefix === undefined ? Either.right("attribute" as const) : entityKind(target, prefix)
+    if (Either.isLeft(entity)) return fail(entity.left)
+    const kind = entity.right
     if (kind === "attribute" && !attributes.has(key)) {
       return fail(`Invalid attribute key '${key}' specified. Valid keys are '{${[...attributes].map((a) => `'${a}'`).join(", ")}}'`)
     }
@@ -386,8 +407,6 @@ const simpleFilter = (clauses: ReadonlyArray<ParsedClause>): Option.Option<Filte
     ))
     : Option.none()
 
-const RUN_FILTER_ATTRIBUTES = new Set(["run_id", "run_name", "status", "user_id", "artifact_uri", "start_time", "end_time"])
-const EXPERIMENT_FILTER_ATTRIBUTES = new Set(["name", "creation_time", "last_update_time"])
 const EXPERIMENT_ORDER_ATTRIBUTES = new Set(["name", "experiment_id", "creation_time", "last_update_time"])
 
 const runAttribute = (run: Run, key: string): string | undefined => {
@@ -572,7 +591,7 @@ export const startEmulator = (options: EmulatorOptions = {}): Effect.Effect<Emul
         if (maxResults <= 0) {
           return yield* invalid(`Invalid value ${maxResults} for parameter 'max_results' supplied. It must be a positive integer`)
         }
-        const clauses = yield* parseFilter(filterText, RUN_FILTER_ATTRIBUTES)
+        const clauses = yield* parseFilter(filterText, "runs")
         yield* Effect.mapError(parseOrderBy(orderBy), (e) => invalid(e.reason))
         if (experimentIds.length === 0) return {}
         const simple = asSimpleFilter(clauses)
@@ -623,16 +642,20 @@ export const startEmulator = (options: EmulatorOptions = {}): Effect.Effect<Emul
         const filterText = (yield* optString(p, "filter")) ?? ""
         const orderBy = yield* stringList(p, "order_by")
         const pageToken = yield* token(p)
-        const clauses = yield* parseFilter(filterText, EXPERIMENT_FILTER_ATTRIBUTES)
+        const clauses = yield* parseFilter(filterText, "experiments")
         const order: Array<{ key: string; ascending: boolean }> = []
         for (const clause of orderBy) {
-          const m = /^\s*(?:(?:attributes?|attr)\.)?([A-Za-z_]+)(?:\s+(ASC|DESC))?\s*$/i.exec(clause)
-          if (m === null || !EXPERIMENT_ORDER_ATTRIBUTES.has(m[1]!)) {
+          const m = /^\s*(?:([A-Za-z_]+)\.)?([A-Za-z_]+)(?:\s+(ASC|DESC))?\s*$/i.exec(clause)
+          // order_by goes through the same _get_identifier as the filter: the entity first, then the key
+          const entity = m?.[1] === undefined ? Either.right("attribute" as const) : entityKind("experiments", m[1])
+          if (Either.isLeft(entity)) return yield* invalid(entity.left)
+          if (entity.right === "tag") return yield* invalid("Invalid order_by entity: tag")
+          if (m === null || !EXPERIMENT_ORDER_ATTRIBUTES.has(m[2]!)) {
             return yield* invalid(
-              `Invalid attribute key '${m?.[1] ?? clause}' specified. Valid keys are '{${[...EXPERIMENT_ORDER_ATTRIBUTES].map((a) => `'${a}'`).join(", ")}}'`
+              `Invalid attribute key '${m?.[2] ?? clause}' specified. Valid keys are '{${[...EXPERIMENT_ORDER_ATTRIBUTES].map((a) => `'${a}'`).join(", ")}}'`
             )
           }
-          order.push({ key: m[1]!, ascending: (m[2] ?? "ASC").toUpperCase() === "ASC" })
+          order.push({ key: m[2]!, ascending: (m[3] ?? "ASC").toUpperCase() === "ASC" })
         }
         const simple = asSimpleFilter(clauses)
         let experiments: ReadonlyArray<Experiment>
