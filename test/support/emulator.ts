@@ -25,7 +25,8 @@ import * as Wire from "../../src/mlflow/wire.js"
 /**
  * Which recorded server to answer like. `2.17-sqlite` (the default) is the baseline, MLflow 2.17.2 under gunicorn;
  * `3.x-sqlite` adds 3.x's differences: `outputs` on runs, 404 for a missing artifact, `sqlstate`/`error_class` in
- * errors, paged metric history, 400 for a non-numeric experiment id, and no trailing empty runs/search page.
+ * errors, paged metric history, 400 for a non-numeric experiment id, no trailing empty runs/search page, and, as
+ * uvicorn does, an artifact PUT sent chunked (no Content-Length) stored as an empty file with a `200 {}`.
  * Both flavors refuse entity prefixes other than `attribute`, `tag` and `tags` in experiment searches
  * (`attributes.name` is a 400 there), while run searches also take `attributes`, `attr` and `run`.
  */
@@ -895,12 +896,19 @@ export const startEmulator = (options: EmulatorOptions = {}): Effect.Effect<Emul
       return Either.mapLeft(validateArtifactPath(location), () => invalid("Invalid path"))
     }
 
-    const artifact = (method: string, encoded: string, body: Uint8Array): Effect.Effect<Reply, ApiError | Page | InvalidInput | MlflowFailure> =>
+    const artifact = (
+      method: string,
+      encoded: string,
+      body: Uint8Array,
+      chunked: boolean
+    ): Effect.Effect<Reply, ApiError | Page | InvalidInput | MlflowFailure> =>
       Effect.gen(function*() {
         const location = yield* decodeLocation(encoded)
         switch (method) {
           case "PUT":
-            yield* handle.putArtifactAt(location, body)
+            // 3.x under uvicorn reads no body from a request without Content-Length: it stores an empty file and
+            // still answers 200 {}; 2.17 under gunicorn stores the chunked bytes
+            yield* handle.putArtifactAt(location, v3 && chunked ? new Uint8Array(0) : body)
             return jsonReply({})
           case "DELETE":
             yield* handle.deleteArtifactAt(location)
@@ -961,7 +969,13 @@ export const startEmulator = (options: EmulatorOptions = {}): Effect.Effect<Emul
 
     // -- dispatch ------------------------------------------------------------------------------------------------
 
-    const route = (method: string, url: URL, contentType: string | undefined, body: Uint8Array): Effect.Effect<Reply> => {
+    const route = (
+      method: string,
+      url: URL,
+      contentType: string | undefined,
+      body: Uint8Array,
+      chunked: boolean
+    ): Effect.Effect<Reply> => {
       const path = url.pathname
       const handled: Effect.Effect<Reply, ApiError | Page | NotFound | AlreadyExists | InvalidInput | MlflowFailure> =
         Effect.gen(function*() {
@@ -973,7 +987,7 @@ export const startEmulator = (options: EmulatorOptions = {}): Effect.Effect<Emul
             return yield* listProxy(url)
           }
           if (path.startsWith(`${ARTIFACTS_PREFIX}/`)) {
-            return yield* artifact(method, path.slice(ARTIFACTS_PREFIX.length + 1), body)
+            return yield* artifact(method, path.slice(ARTIFACTS_PREFIX.length + 1), body, chunked)
           }
           const api_ = /^\/(?:api|ajax-api)\/2\.0\/mlflow\/(.+)$/.exec(path)
           const methods = api_ === null ? undefined : API_ROUTES[api_[1]!]
@@ -1084,7 +1098,8 @@ export const startEmulator = (options: EmulatorOptions = {}): Effect.Effect<Emul
         const run = () => {
           const url = new URL(req.url ?? "/", "http://127.0.0.1")
           const contentType = req.headers["content-type"]
-          void Effect.runPromise(route(method, url, contentType, Buffer.concat(chunks))).then((reply) =>
+          const chunked = req.headers["content-length"] === undefined
+          void Effect.runPromise(route(method, url, contentType, Buffer.concat(chunks), chunked)).then((reply) =>
             send(res, record, reply, fault !== undefined && "truncate" in fault)
           )
         }
