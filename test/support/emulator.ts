@@ -32,8 +32,18 @@ import * as Wire from "../../src/mlflow/wire.js"
  */
 export type Flavor = "2.17-sqlite" | "3.x-sqlite"
 
+/**
+ * The tracking store behind the server, for the behaviour that follows the store rather than the version.
+ * `file` (`mlflow server --backend-store-uri /dir`) answers get-by-name through its own unescaped filter
+ * `name = '<name>'`, so a name holding a lone `'` is a 400 INVALID_PARAMETER_VALUE there (a search whose filter
+ * quotes the name with `"` still finds it).
+ */
+export type Backend = "sqlite" | "file"
+
 export interface EmulatorOptions {
   readonly flavor?: Flavor | undefined
+  /** The store's behaviour (default `sqlite`, whatever the flavor's name says). */
+  readonly backend?: Backend | undefined
   /** Overrides the flavor's trailing empty runs/search page (on for 2.17 sqlite). */
   readonly trailingEmptyPage?: boolean | undefined
 }
@@ -79,6 +89,7 @@ export interface Emulator {
   /** The base URL, to use as MLFLOW_TRACKING_URI. */
   readonly url: string
   readonly flavor: Flavor
+  readonly backend: Backend
   /** The store behind the server. */
   readonly handle: MlflowMemoryHandle.Service
   /** Every request so far (oldest first). */
@@ -369,6 +380,37 @@ export const parseFilter = (
   return Either.right(clauses)
 }
 
+/** A single-quoted string as sqlparse lexes it: `''` and `\'` do not close it. */
+const SQL_STRING = /^'(?:''|\\'|[^'])*'/
+
+/**
+ * The 400 message of a file store's get-by-name for `name`, if any. That store looks the name up with the filter
+ * `name = '<name>'`, unescaped (file_store.get_experiment_by_name), so a name that is not one string literal between
+ * those quotes fails in SearchExperimentsUtils._process_statement, which lists sqlparse's tokens that are no
+ * comparison: `x@it's` gives `name = 'x@it's, '` (the comparison with `s` read as its alias, then the quote left
+ * open). Checked against sqlparse, the list is exact when each lone quote is followed by a word of letters, digits
+ * and `_` that is no SQL keyword; sqlparse's grouping of other tokens is not modelled, so there the list is close.
+ * A name that sqlparse happens to read as several clauses (`a' AND name = 'b`) is refused here, not searched.
+ */
+export const fileStoreNameRefusal = (name: string): Option.Option<string> => {
+  const quoted = `'${name}'`
+  const literal = SQL_STRING.exec(quoted)?.[0] ?? quoted
+  if (literal.length === quoted.length) return Option.none()
+  const tokens: ReadonlyArray<string> =
+    quoted.slice(literal.length).match(/\s+|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*|'(?:''|\\'|[^'])*'|'|[^\s\w']+|\w+/g) ?? []
+  const invalid: Array<string> = []
+  const lead = tokens[0] !== undefined && /^\s/.test(tokens[0]) ? tokens[0] : ""
+  const alias = tokens[lead === "" ? 0 : 1]
+  let rest = tokens
+  if (alias !== undefined && /^[A-Za-z_]/.test(alias)) {
+    // a word after the literal is taken for the comparison's alias, which makes the whole no comparison
+    invalid.push(`name = ${literal}${lead}${alias}`)
+    rest = tokens.slice(lead === "" ? 1 : 2)
+  }
+  invalid.push(...rest.filter((t) => !/^\s/.test(t)))
+  return Option.some(`Invalid clause(s) in filter string: ${invalid.join(", ")}`)
+}
+
 const likeToRegExp = (pattern: string, flags: string): RegExp =>
   new RegExp(
     `^${pattern.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/%/g, "[\\s\\S]*").replace(/_/g, "[\\s\\S]")}$`,
@@ -489,6 +531,7 @@ export const startEmulator = (options: EmulatorOptions = {}): Effect.Effect<Emul
   Effect.gen(function*() {
     const flavor: Flavor = options.flavor ?? "2.17-sqlite"
     const v3 = flavor === "3.x-sqlite"
+    const backend: Backend = options.backend ?? "sqlite"
     const handle = yield* MlflowMemory.make({ trailingEmptyPage: options.trailingEmptyPage ?? !v3 })
     const mlflow = handle.mlflow
     const extras = new Map<string, RunExtras>()
@@ -705,6 +748,10 @@ export const startEmulator = (options: EmulatorOptions = {}): Effect.Effect<Emul
           }
           case "experiments/get-by-name": {
             const name = yield* reqString(p, "experiment_name")
+            if (backend === "file") {
+              const refusal = fileStoreNameRefusal(name)
+              if (Option.isSome(refusal)) return yield* invalid(refusal.value)
+            }
             const e = yield* mlflow.getExperimentByName(name).pipe(
               Effect.catchTag("NotFound", () =>
                 Effect.fail(apiError("RESOURCE_DOES_NOT_EXIST", `Could not find experiment with name '${name}'`)))
@@ -1125,6 +1172,7 @@ export const startEmulator = (options: EmulatorOptions = {}): Effect.Effect<Emul
     return {
       url,
       flavor,
+      backend,
       handle,
       requests: () => log.slice(),
       count: (match?: FaultMatch) =>
