@@ -3,6 +3,7 @@
  * no Effect. Each call is one request, counted on the shared counter.
  */
 import { createReadStream, createWriteStream } from "node:fs"
+import { stat } from "node:fs/promises"
 import { Readable, Writable } from "node:stream"
 import { pipeline } from "node:stream/promises"
 import type { Counter } from "./stats.js"
@@ -147,25 +148,37 @@ export class Bare {
     await response.arrayBuffer()
   }
 
-  /** Streams a local file up (chunked, never whole in memory). */
-  putFile(artifactUri: string, path: string, file: string): Promise<void> {
-    return this.#putReadable(artifactUri, path, createReadStream(file))
+  /** Streams a local file up (never whole in memory), with its length. */
+  async putFile(artifactUri: string, path: string, file: string): Promise<void> {
+    return this.#putReadable(artifactUri, path, createReadStream(file), (await stat(file)).size)
   }
 
-  /** Streams a generated body up. */
-  putStream(artifactUri: string, path: string, chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    return this.#putReadable(artifactUri, path, Readable.from(chunks))
+  /** Streams a generated body of `size` bytes up, with its length. */
+  putStream(artifactUri: string, path: string, chunks: AsyncIterable<Uint8Array>, size: number): Promise<void> {
+    return this.#putReadable(artifactUri, path, Readable.from(chunks), size)
   }
 
-  async #putReadable(artifactUri: string, path: string, source: Readable): Promise<void> {
+  // with its Content-Length: a chunked body is stored as an empty file by MLflow 3.x
+  async #putReadable(artifactUri: string, path: string, source: Readable, size: number): Promise<void> {
     const body = Readable.toWeb(source) as ReadableStream<Uint8Array>
     const response = await this.#fetch(this.artifactUrl(artifactUri, path), {
       method: "PUT",
-      headers: { "content-type": "application/octet-stream" },
+      headers: { "content-type": "application/octet-stream", "content-length": String(size) },
       body,
       duplex: "half"
     } as RequestInit)
     await response.arrayBuffer()
+  }
+
+  /** One level of a run's artifacts: name and size of each file. */
+  async listArtifacts(artifactUri: string): Promise<ReadonlyArray<{ readonly path: string; readonly size: number }>> {
+    const root = artifactUri.replace(/^mlflow-artifacts:/, "").replace(/^\/+/, "").replace(/\/+$/, "")
+    const response = await this.#fetch(
+      `${this.base}/api/2.0/mlflow-artifacts/artifacts?${new URLSearchParams({ path: root })}`,
+      { method: "GET" }
+    )
+    const r = (await response.json()) as { files?: ReadonlyArray<{ path: string; is_dir?: boolean; file_size?: number }> }
+    return (r.files ?? []).filter((f) => f.is_dir !== true).map((f) => ({ path: f.path, size: f.file_size ?? 0 }))
   }
 
   async getBytes(artifactUri: string, path: string): Promise<Uint8Array> {

@@ -154,11 +154,21 @@ export const library = (target: Target, input: LifecycleInput, options: Lifecycl
 
 const render = (filter: Filter.Filter): string => Either.getOrThrow(Filter.render(filter))
 
+const storedWhole = (
+  listed: ReadonlyArray<{ readonly path: string; readonly size: number }>,
+  expected: ReadonlyArray<readonly [string, number]>
+) => {
+  const sizes = new Map(listed.map((f) => [f.path, f.size]))
+  for (const [name, size] of expected) if (sizes.get(name) !== size) fail(`${name} not stored whole`)
+}
+
 /**
- * The fewest requests for the same lifecycle in the same layout, integrity tags included (they ride in the batch that
- * commits): push = create experiment, create release run, PUT package, tag its sha256; each generation = create run,
- * PUT each state, PUT tag.toml, one log-batch (sha256s and the commit); list = experiments/search, one runs/search to
- * tell projects from other experiments, one for the releases, one for the generations; then one GET per tag and state.
+ * The fewest requests for the same lifecycle in the same layout, integrity guarantees included (sha256 tags ride in
+ * the batch that commits; one artifact listing checks the sizes stored before a release lists or a generation commits):
+ * push = create experiment, create release run, PUT package, list it, tag its sha256; each generation = create run,
+ * PUT each state, list them, PUT tag.toml, one log-batch (sha256s and the commit); list = experiments/search, one
+ * runs/search to tell projects from other experiments, one for the releases, one for the generations; then one GET
+ * per tag and state.
  */
 export const floor = async (target: Target, input: LifecycleInput, options: LifecycleOptions): Promise<LifecycleRun> => {
   const bare = target.bare
@@ -171,6 +181,7 @@ export const floor = async (target: Target, input: LifecycleInput, options: Life
   const experimentId = await bare.createExperiment(input.project)
   const releaseRun = await bare.createRun(experimentId, Layout.releaseTags(repoid, VERSION))
   await bare.put(releaseRun.artifactUri, Layout.ARTIFACT.package, zip)
+  storedWhole(await bare.listArtifacts(releaseRun.artifactUri), [[Layout.ARTIFACT.package, zip.length]])
   await bare.logTags(releaseRun.runId, [{ key: Layout.sha256Tag(Layout.ARTIFACT.package), value: sha256(zip) }])
   phases.end()
 
@@ -185,6 +196,10 @@ export const floor = async (target: Target, input: LifecycleInput, options: Life
       await bare.put(run.artifactUri, Layout.ARTIFACT.state(sid), bytes)
       digests.push({ key: Layout.sha256Tag(Layout.ARTIFACT.state(sid)), value: sha256(bytes) })
     })
+    storedWhole(
+      await bare.listArtifacts(run.artifactUri),
+      states.map(([sid, bytes]) => [Layout.ARTIFACT.state(sid), bytes.length] as const)
+    )
     const tag = Tag.encodeBytes(Tag.withStates(Tag.trained(Timestamp.nowSync()), states.map(([sid]) => sid as StateId)))
     await bare.put(run.artifactUri, Layout.ARTIFACT.tag, tag)
     await bare.logTags(run.runId, [

@@ -231,3 +231,61 @@ export const listing = async (target: Target, count: number, runs: number, warmu
     await Effect.runPromise(Scope.close(scope, Exit.void))
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Client CPU per request
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface CpuFigures {
+  readonly calls: number
+  /** Process CPU time (user + system) per call, and wall time per call, in ms. */
+  readonly library: { readonly cpuMs: number; readonly wallMs: number }
+  readonly floor: { readonly cpuMs: number; readonly wallMs: number }
+}
+
+/**
+ * `calls` sequential calls through the library against the same calls with bare fetch, in 5 interleaved blocks
+ * after a warm-up, measuring this process's CPU time: `runs/get` (Mlflow.getRun, decoded) and a whole read of a
+ * 100 KB artifact (Mlflow.readArtifact).
+ */
+export const cpu = async (target: Target, calls: number) => {
+  const root = await scratchRun(target)
+  await target.runtime.runPromise(
+    Effect.flatMap(Mlflow, (m) => m.uploadArtifact(root, "a.bin", payloads(1, 100_000)[0]!))
+  )
+  const measure = async (
+    library: () => Promise<unknown>,
+    floor: () => Promise<unknown>
+  ): Promise<CpuFigures> => {
+    const totals = { library: { cpu: 0, wall: 0 }, floor: { cpu: 0, wall: 0 } }
+    const block = Math.max(1, Math.ceil(calls / 5))
+    for (let i = 0; i < 100; i++) {
+      await library()
+      await floor()
+    }
+    for (let done = 0; done < calls; done += block) {
+      for (const [side, op] of [["library", library], ["floor", floor]] as const) {
+        const cpu0 = process.cpuUsage()
+        const wall0 = performance.now()
+        for (let i = 0; i < Math.min(block, calls - done); i++) await op()
+        const used = process.cpuUsage(cpu0)
+        totals[side].cpu += (used.user + used.system) / 1000
+        totals[side].wall += performance.now() - wall0
+      }
+    }
+    return {
+      calls,
+      library: { cpuMs: totals.library.cpu / calls, wallMs: totals.library.wall / calls },
+      floor: { cpuMs: totals.floor.cpu / calls, wallMs: totals.floor.wall / calls }
+    }
+  }
+  const getRun = await measure(
+    () => target.runtime.runPromise(Effect.flatMap(Mlflow, (m) => m.getRun(root.runId))),
+    () => target.bare.get("runs/get", { run_id: root.runId })
+  )
+  const read = await measure(
+    () => target.runtime.runPromise(Effect.flatMap(Mlflow, (m) => m.readArtifact(root, "a.bin"))),
+    () => target.bare.getBytes(root.artifactUri, "a.bin")
+  )
+  return { getRun, read }
+}

@@ -142,7 +142,7 @@ export const streamFigures = async (settings: StreamSettings): Promise<StreamFig
             yield chunk
           }
         }
-        await bare.putStream(run.artifactUri, name, hashed())
+        await bare.putStream(run.artifactUri, name, hashed(), settings.stateSize)
         hash.digest("hex")
       })
       const digest = await phase("read", async () => {

@@ -85,6 +85,8 @@ export interface LocalArtifacts {
   ) => Effect.Effect<void, E | InvalidInput | StorageError>
   /** Streams the file at `path`; a missing file (or a directory) fails with NotFound. */
   readonly download: (rootDir: string, path: string) => Stream.Stream<Uint8Array, NotFound | InvalidInput | StorageError>
+  /** The file at `path` whole; a missing file (or a directory) fails with NotFound. */
+  readonly read: (rootDir: string, path: string) => Effect.Effect<Uint8Array, NotFound | InvalidInput | StorageError>
   /** One level under `path` (the root when absent), sorted by name; a missing directory or a file lists empty. */
   readonly list: (rootDir: string, path?: string) => Effect.Effect<ReadonlyArray<FileInfo>, InvalidInput | StorageError>
   /**
@@ -189,6 +191,17 @@ export const make: Effect.Effect<LocalArtifacts, never, FileSystem.FileSystem | 
       }).pipe(Effect.withSpan("LocalArtifacts.download", { attributes: { path } }))
     )
 
+  const read = (rootDir: string, path: string): Effect.Effect<Uint8Array, NotFound | InvalidInput | StorageError> =>
+    Effect.gen(function*() {
+      const segments = yield* validatePath(path)
+      const found = yield* resolveExisting(rootDir, path, segments)
+      const notFound = new NotFound({ entity: "artifact", key: path })
+      if (found === undefined) return yield* notFound
+      const info = yield* fs.stat(found.real).pipe(Effect.mapError(storageError(found.real)))
+      if (info.type !== "File") return yield* notFound
+      return yield* fs.readFile(found.real).pipe(Effect.mapError(storageError(found.real)))
+    }).pipe(Effect.withSpan("LocalArtifacts.read", { attributes: { path } }))
+
   const list = (rootDir: string, path?: string): Effect.Effect<ReadonlyArray<FileInfo>, InvalidInput | StorageError> =>
     Effect.gen(function*() {
       const segments = path === undefined || path === "" ? [] : yield* validatePath(path)
@@ -220,7 +233,7 @@ export const make: Effect.Effect<LocalArtifacts, never, FileSystem.FileSystem | 
       return entries.filter((e): e is FileInfo => e !== undefined)
     }).pipe(Effect.withSpan("LocalArtifacts.list", { attributes: { path: path ?? "" } }))
 
-  return { upload, download, list, writeAtomic }
+  return { upload, download, read, list, writeAtomic }
 })
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -190,6 +190,14 @@ export declare namespace Mlflow {
       run: ArtifactRoot,
       path: string
     ) => Stream.Stream<Uint8Array, NotFound | InvalidInput | MlflowFailure>
+    /**
+     * The artifact's bytes whole, in one request and without a stream (for what is read into memory anyway: a tag, a
+     * state read whole); a missing artifact is NotFound. Large artifacts belong to `downloadArtifact`.
+     */
+    readonly readArtifact: (
+      run: ArtifactRoot,
+      path: string
+    ) => Effect.Effect<Uint8Array, NotFound | InvalidInput | MlflowFailure>
     /** One level of the artifact tree under `path` (the root when absent); a missing directory lists empty. */
     readonly listArtifacts: (
       run: ArtifactRoot,

@@ -1070,6 +1070,13 @@ export const make = (
         return yield* artifacts.list(dir, artifactPath)
       }).pipe(Effect.withSpan("MlflowFileStore.listArtifacts", { attributes: { path: artifactPath ?? "" } }))
 
+    const readArtifact = (run: ArtifactRoot, artifactPath: string) =>
+      Effect.gen(function*() {
+        yield* LocalArtifacts.validatePath(artifactPath)
+        const dir = yield* artifactDir(run)
+        return yield* artifacts.read(dir, artifactPath)
+      }).pipe(Effect.withSpan("MlflowFileStore.readArtifact", { attributes: { path: artifactPath } }))
+
     return Mlflow.of({
       getExperiment,
       getExperimentByName,
@@ -1087,6 +1094,7 @@ export const make = (
       updateRun,
       uploadArtifact,
       downloadArtifact,
+      readArtifact,
       listArtifacts
     })
   })

@@ -800,6 +800,21 @@ export const make = (
         })
       ).pipe(Stream.withSpan("Mlflow.downloadArtifact", { attributes: { path } }))
 
+    const readArtifact = (run: ArtifactRoot, path: string) =>
+      Effect.gen(function*() {
+        yield* validateArtifactPath(path)
+        const location = yield* locate(run)
+        if (location._tag === "Local") return yield* local.read(location.dir, path)
+        // the body is read within the attempt: one cut short is sent for again, which a stream cannot be
+        const read = (response: HttpClientResponse.HttpClientResponse) =>
+          Effect.map(response.arrayBuffer, (buffer) => new Uint8Array(buffer))
+        return yield* withRetries(
+          attempt(HttpClientRequest.get(proxyUrl(location, path)), { entity: "artifact", key: path }, read, {
+            missingArtifact: true
+          })
+        ).pipe(Effect.catchTag("AlreadyExists", unexpected))
+      }).pipe(Effect.withSpan("Mlflow.readArtifact", { attributes: { path } }))
+
     const listArtifacts = (run: ArtifactRoot, path?: string) =>
       Effect.gen(function*() {
         const dir = path === undefined || path === "" ? "" : yield* validateArtifactPath(path.replace(/\/+$/, ""))
@@ -834,6 +849,7 @@ export const make = (
       updateRun,
       uploadArtifact,
       downloadArtifact,
+      readArtifact,
       listArtifacts
     })
   })

@@ -717,6 +717,14 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
       })
     ).pipe(Stream.withSpan("MlflowMemory.downloadArtifact"))
 
+  const readArtifact = Effect.fn("MlflowMemory.readArtifact")(function*(run: ArtifactRoot, path: string) {
+    yield* enter("readArtifact")
+    yield* validateArtifactPath(path)
+    const bytes = artifacts.get(joinKey(rootKey(run.artifactUri), path))
+    if (bytes === undefined) return yield* new NotFound({ entity: "artifact", key: path })
+    return bytes.slice()
+  })
+
   const listArtifacts = Effect.fn("MlflowMemory.listArtifacts")(function*(run: ArtifactRoot, path?: string) {
     yield* enter("listArtifacts")
     const dir = path === undefined || path === "" ? "" : yield* validateArtifactPath(path)
@@ -743,6 +751,7 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
     updateRun,
     uploadArtifact,
     downloadArtifact,
+    readArtifact,
     listArtifacts
   }
 

@@ -34,7 +34,7 @@ import { Tag } from "../asset/Tag.js"
 import { Empty, IntegrityError, InvalidInput, MlflowApiError, NotFound, StorageError } from "../errors.js"
 import type { MlflowFailure } from "../errors.js"
 import * as Filter from "../mlflow/Filter.js"
-import { concatBytes, EntityTag, Mlflow, Run, RunInfo } from "../mlflow/Mlflow.js"
+import { EntityTag, Mlflow, Run, RunInfo } from "../mlflow/Mlflow.js"
 import type { ArtifactRoot, ViewType } from "../mlflow/Mlflow.js"
 import * as Layout from "./layout.js"
 import { Registry } from "./Registry.js"
@@ -606,6 +606,17 @@ export const make = (
     const download = (run: Run, name: string) =>
       verified(mlflow.downloadArtifact(run.info, name), name, run.tag(Layout.sha256Tag(name)))
 
+    /** The same, read whole. */
+    const readWhole = (run: Run, name: string) =>
+      Effect.flatMap(mlflow.readArtifact(run.info, name), (bytes) => {
+        const expected = run.tag(Layout.sha256Tag(name))
+        if (Option.isNone(expected)) return Effect.succeed(bytes)
+        const actual = sha256(bytes)
+        return actual === expected.value.toLowerCase()
+          ? Effect.succeed(bytes)
+          : Effect.fail(new IntegrityError({ artifact: name, expected: expected.value, actual }))
+      })
+
     // -- the operations ---------------------------------------------------------------------------------------------
 
     const projects: Registry.Service["projects"] = Stream.unwrap(
@@ -793,46 +804,54 @@ export const make = (
         })
       ).pipe(Stream.withSpan("MlflowRegistry.readStream"))
 
-    const read: Registry.Service["read"] = (project, release, generation, sid) =>
-      Effect.map(
-        Stream.runCollect(readStream(project, release, generation, sid)),
-        (chunks) => plain(concatBytes(Chunk.toReadonlyArray(chunks)))
-      ).pipe(Effect.withSpan("MlflowRegistry.read"))
+    // read whole (one request, no stream), as it ends in memory anyway
+    const read: Registry.Service["read"] = Effect.fn("MlflowRegistry.read")(
+      function*(project, release, generation, sid) {
+        yield* ready
+        const run = yield* generationRun(project, release, generation)
+        const where = `${releaseName(project, release)}#${generation}`
+        const bytes = yield* readWhole(run, Layout.ARTIFACT.state(sid)).pipe(
+          Effect.catchTag("NotFound", () => Effect.fail(stateNotFound(where, sid)))
+        )
+        return plain(bytes)
+      }
+    )
 
     const open: Registry.Service["open"] = Effect.fn("MlflowRegistry.open")(function*(project, release, generation) {
       yield* ready
       const run = yield* generationRun(project, release, generation)
-      const bytes = yield* download(run, Layout.ARTIFACT.tag).pipe(
-        Stream.runCollect,
-        Effect.map((chunks) => concatBytes(Chunk.toReadonlyArray(chunks))),
+      const bytes = yield* readWhole(run, Layout.ARTIFACT.tag).pipe(
         Effect.catchTag("NotFound", () =>
           Effect.fail(new Empty({ entity: "tag", key: `${releaseName(project, release)}#${generation}` })))
       )
       return yield* Tag.decode(bytes)
     })
 
-    /** Marks a committed run FINISHED at a fresh commit instant (its rank among runs holding the same number). */
-    const finish = (runId: string) =>
-      Effect.flatMap(commitInstant, (endTime) => mlflow.updateRun(runId, { status: "FINISHED", endTime }))
-
     /**
      * After committing `generation`, checks for another run committed with the same number. The run that keeps it is
      * the first by `Layout.byCommit`; the other moves to the next free number (and checks again). Returns the number
      * this run holds in the end.
      */
-    const settle = (rel: ReleaseRuns, own: Run, generation: GenerationKey, finished: RunInfo) =>
+    const settle = (rel: ReleaseRuns, own: Run, generation: GenerationKey) =>
       Effect.gen(function*() {
         let number = generation
-        let info = finished
         while (true) {
-          const holders = yield* holdersAt(rel, number, own)
+          // the end time is taken here and sent beside the search (one round trip, not two): this run's own entry
+          // in what the search finds is replaced by what the update makes of it
+          const endTime = yield* commitInstant
+          const [info, found] = yield* Effect.all(
+            [mlflow.updateRun(own.runId, { status: "FINISHED", endTime }), committedAt(rel, number)],
+            { concurrency: 2 }
+          )
+          const holders = yield* holdersAt(rel, number, withRunUpdate(own, info, [
+            { key: Layout.TAG.commit, value: String(number) }
+          ]), found)
           if (holders.length === 0 || holders[0]!.runId === own.runId) return [number, info] as const
           const taken = yield* committedRuns(rel)
           const next = GenerationKey.next(Arr.reduce([...taken.keys()], number, (a, b) => (b > a ? b : a)))
           // back to "in progress" first, so that nobody mistakes the move for a settled commit of `next`
           yield* mlflow.updateRun(own.runId, { status: "RUNNING" })
           yield* mlflow.setTag(own.runId, Layout.TAG.commit, String(next))
-          info = yield* finish(own.runId)
           number = next
         }
       })
@@ -840,18 +859,21 @@ export const make = (
     /**
      * The runs holding `generation`, best first, once no other commit of it is in progress: those are waited for
      * (they are about to take their end time), up to `commitWait`; one still in progress then is taken as abandoned.
+     * `own` is this run as it stands (whatever a search found of it), `found` the first search's result.
      */
-    const holdersAt = (rel: ReleaseRuns, generation: GenerationKey, own: Run) =>
+    const holdersAt = (rel: ReleaseRuns, generation: GenerationKey, own: Run, found: ReadonlyArray<Run>) =>
       Effect.gen(function*() {
         const othersPending = (runs: ReadonlyArray<Run>) =>
           runs.some((r) => r.runId !== own.runId && Layout.isPending(r))
-        let holders = yield* committedAt(rel, generation)
+        const withOwn = (runs: ReadonlyArray<Run>) =>
+          Arr.sort([own, ...runs.filter((r) => r.runId !== own.runId)], Layout.byCommit)
+        let holders = withOwn(found)
         const deadline = (yield* now) + commitWait
         let pause = 10
         while (othersPending(holders) && (yield* now) < deadline) {
           yield* Effect.sleep(Duration.millis(pause))
           pause = Math.min(pause * 2, 500)
-          holders = yield* committedAt(rel, generation)
+          holders = withOwn(yield* committedAt(rel, generation))
         }
         return holders.filter((r) => r.runId === own.runId || !Layout.isPending(r))
       })
@@ -905,8 +927,7 @@ export const make = (
         yield* mlflow.setTags(run.runId, committed)
         // committed: whatever happens next, the next write starts a new training
         return yield* Effect.gen(function*() {
-          const finished = yield* finish(run.runId)
-          const [used, info] = yield* settle(rel, run, generation, finished)
+          const [used, info] = yield* settle(rel, withRunUpdate(run, run.info, committed), generation)
           // this run now holds `used` for good: later reads of it need no search
           yield* generationsMemo.set(
             generationRef(project, release, used),
