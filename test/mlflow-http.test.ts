@@ -517,6 +517,26 @@ describe("MlflowHttp replies", () => {
         expect(decode(yield* downloadBytes(run.info, "s.bin"))).toBe("once")
       })))
 
+  it.effect("on a file-store server, a name holding ' is found through a search and refused at creation with one line", () =>
+    withService((mlflow, emulator) =>
+      Effect.gen(function*() {
+        // made in the store itself, as another server (or a migration) could have
+        const id = yield* emulator.handle.mlflow.createExperiment("x@it's")
+        emulator.clearRequests()
+        const found = yield* mlflow.getExperimentByName("x@it's")
+        expect(found.experimentId).toBe(id)
+        // the server's refusal, then one search quoting the name with "
+        expect(emulator.requests().map((r) => r.status)).toEqual([400, 200])
+        expect((emulator.requests()[1]!.json as { readonly filter: string }).filter).toBe(`attribute.name = "x@it's"`)
+        expect((yield* Effect.flip(mlflow.getExperimentByName("y@it's")))._tag).toBe("NotFound")
+        const refused = yield* Effect.flip(mlflow.createExperiment("z@it's"))
+        expect(refused).toMatchObject({ _tag: "InvalidInput", kind: "ExperimentName", input: "z@it's" })
+        expect(refused.message.split("\n")).toHaveLength(1)
+        // names without a quote are unaffected
+        const plain = yield* mlflow.createExperiment("plain")
+        expect((yield* mlflow.getExperimentByName("plain")).experimentId).toBe(plain)
+      }), fast, { backend: "file" }))
+
   it.effect("a file that changes while it is sent fails the upload with StorageError, and it is not retried", () =>
     Effect.gen(function*() {
       const dir = yield* Effect.promise(() => mkdtemp(join(tmpdir(), "forml-http-changed-")))

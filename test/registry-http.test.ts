@@ -30,6 +30,14 @@ registryContract("MlflowHttp + emulator (3.x sqlite)", () =>
     )
   ).pipe(Layer.provide(platform)))
 
+registryContract("MlflowHttp + emulator (2.17, file-store backend)", () =>
+  Layer.unwrapScoped(
+    Effect.map(
+      startEmulator({ backend: "file" }),
+      (emulator) => MlflowHttp.layer({ trackingUri: emulator.url, ...fast })
+    )
+  ).pipe(Layer.provide(platform)))
+
 const realServer = process.env["MLFLOW_TRACKING_URI"]
 if (realServer !== undefined && realServer !== "") {
   registryContract(`MlflowHttp on ${realServer}`, () => MlflowHttp.layerConfig().pipe(Layer.provide(platform)), {

@@ -2,7 +2,8 @@
  * Which store the command works on: the tracking URI (option, else MLFLOW_TRACKING_URI, else ./mlruns) turned
  * into the Mlflow layer for it (MlflowFileStore for paths and `file:` URIs, MlflowHttp for http(s) servers).
  */
-import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
 import { Config, ConfigProvider, Effect, Either, Layer } from "effect"
 import type { ConfigError } from "effect"
 import * as nodePath from "node:path"
@@ -55,6 +56,9 @@ export const trackingUri = (option: string | undefined, env: NodeJS.ProcessEnv =
 export const describeTarget = (target: Target): string =>
   target._tag === "FileStore" ? target.root : target.uri.replace(/\/\/[^/@]*@/, "//")
 
+/** What the stores need of the platform (not all of NodeContext: its process and worker modules cost a start). */
+const platform = Layer.merge(NodeFileSystem.layer, NodePath.layer)
+
 /**
  * The Mlflow layer for a target. The Http layer takes every other setting (credentials, TLS, timeouts, retries)
  * from MLflow's environment variables, with the URI given here in place of MLFLOW_TRACKING_URI.
@@ -63,7 +67,7 @@ export const layer = (
   target: Target
 ): Layer.Layer<Mlflow, StorageError | InvalidInput | ConfigError.ConfigError> => {
   if (target._tag === "FileStore") {
-    return MlflowFileStore.layer({ root: target.root }).pipe(Layer.provide(NodeContext.layer))
+    return MlflowFileStore.layer({ root: target.root }).pipe(Layer.provide(platform))
   }
   const provider = ConfigProvider.fromMap(new Map([["MLFLOW_TRACKING_URI", target.uri]])).pipe(
     ConfigProvider.orElse(() => ConfigProvider.fromEnv())
@@ -75,5 +79,5 @@ export const layer = (
       const settings = yield* Effect.withConfigProvider(MlflowHttp.config, provider)
       return MlflowHttp.layerConfigNode(Config.succeed(settings))
     })
-  ).pipe(Layer.provide(NodeContext.layer))
+  ).pipe(Layer.provide(platform))
 }

@@ -3,9 +3,11 @@
  * The `forml-mlflow` executable: runs the command on Node and turns its outcome into one line on stderr and an exit
  * code (0 done, 1 failed, 2 bad usage), never a stack trace.
  */
-import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Effect, Exit, Logger, LogLevel, Option } from "effect"
+import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
+import { Effect, Exit, Layer, Logger, LogLevel, Option } from "effect"
 import { run } from "./Cli.js"
 import { ExitCode, printError, report } from "./Output.js"
 
@@ -15,7 +17,8 @@ const main = run(process.argv).pipe(
     const { code, line } = report(cause)
     return Effect.as(Option.match(line, { onNone: () => Effect.void, onSome: printError }), code)
   }),
-  Effect.provide(NodeContext.layer),
+  // what @effect/cli needs of the platform; NodeContext would also load the process and worker modules at start
+  Effect.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, NodeTerminal.layer)),
   // logs go to stderr (stdout carries the output, possibly JSON or raw bytes), warnings and above unless
   // --log-level asks for more
   Effect.provide(Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))),

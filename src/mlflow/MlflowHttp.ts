@@ -547,6 +547,19 @@ export const make = (
         post("experiments/create", tags.length === 0 ? { name } : { name, tags }),
         Wire.CreateExperimentResponse,
         { entity: "experiment", key: name }
+      ).pipe(
+        // a file-store server checks the new name through its own unescaped filter first: no such experiment can be
+        // made there, by any client
+        Effect.catchIf(
+          (e): e is MlflowApiError => name.includes("'") && isUnquotedNameRefusal(e),
+          () =>
+            new InvalidInput({
+              kind: "ExperimentName",
+              input: name,
+              reason: "this server's file store cannot create an experiment whose name holds ' (it checks the name " +
+                "through a filter it does not escape)"
+            })
+        )
       )
       return r.experiment_id
     })

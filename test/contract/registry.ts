@@ -267,11 +267,28 @@ export const registryContract = <E>(
         const quoted = `${unique("it's")}`
         const reg = yield* registry({ repoid: quoted })
         const project = key.project(unique("quoted"))
-        yield* reg.push(yield* pkgs.zip(project, "1"))
         const sid = StateId.random()
-        expect(yield* train(reg, project, key.release("1"), [[sid, bytes("q")]], 1)).toBe(1)
-        expect(yield* collect(reg.projects)).toEqual([project])
-        expect(yield* reg.read(project, key.release("1"), key.generation(1), sid)).toEqual(bytes("q"))
+        // an MLflow server on a file store cannot create an experiment whose name holds ' (its own name check builds
+        // an unescaped filter): there the push is a one-line InvalidInput, nothing is created, and look-ups of such a
+        // name still answer (through a search that quotes it)
+        const mlflow = yield* Mlflow
+        const probe = yield* Effect.either(mlflow.createExperiment(unique("probe'")))
+        if (Either.isLeft(probe) && probe.left._tag === "InvalidInput") {
+          expect(probe.left.message).toContain("cannot create an experiment whose name holds '")
+          const before = yield* experimentNames
+          const refused = yield* Effect.flip(reg.push(yield* pkgs.zip(project, "1")))
+          expect(refused._tag).toBe("InvalidInput")
+          expect(yield* experimentNames).toEqual(before)
+          expect((yield* Effect.flip(reg.pull(project, key.release("1"))))._tag).toBe("NotFound")
+          expect(yield* collect(reg.projects)).toEqual([])
+        } else {
+          yield* reg.push(yield* pkgs.zip(project, "1"))
+          expect(yield* train(reg, project, key.release("1"), [[sid, bytes("q")]], 1)).toBe(1)
+          expect(yield* collect(reg.projects)).toEqual([project])
+          expect(yield* reg.read(project, key.release("1"), key.generation(1), sid)).toEqual(bytes("q"))
+          // a fresh instance finds the project by its name
+          expect(yield* collect((yield* registry({ repoid: quoted })).releases(project))).toEqual([key.release("1")])
+        }
 
         const before = yield* experimentNames
         const bad = yield* registry({ repoid: `a'b"c${unique("")}` })

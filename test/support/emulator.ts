@@ -36,7 +36,8 @@ export type Flavor = "2.17-sqlite" | "3.x-sqlite"
  * The tracking store behind the server, for the behaviour that follows the store rather than the version.
  * `file` (`mlflow server --backend-store-uri /dir`) answers get-by-name through its own unescaped filter
  * `name = '<name>'`, so a name holding a lone `'` is a 400 INVALID_PARAMETER_VALUE there (a search whose filter
- * quotes the name with `"` still finds it).
+ * quotes the name with `"` still finds it); experiments/create checks the name the same way first, so such an
+ * experiment cannot be created at all.
  */
 export type Backend = "sqlite" | "file"
 
@@ -760,6 +761,10 @@ export const startEmulator = (options: EmulatorOptions = {}): Effect.Effect<Emul
           }
           case "experiments/create": {
             const name = yield* reqString(p, "name")
+            if (backend === "file") {
+              const refusal = fileStoreNameRefusal(name)
+              if (Option.isSome(refusal)) return yield* invalid(refusal.value)
+            }
             const tags = yield* keyValues(p, "tags")
             const id = yield* mlflow.createExperiment(name, { tags })
             return { experiment_id: id }

@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+/**
+ * The installed `forml-mlflow` executable (built to `dist/cli/main.js`): runs the bundled command
+ * (`forml-mlflow.cjs`, made from `main.ts`) through V8's code cache, so that a start does not parse and compile
+ * megabytes of JavaScript again. See the Performance section of the README.
+ *
+ * The cache beside the bundle is made by `npm run build`. When it is missing, or V8 refuses it (another Node
+ * version or other V8 flags), the run compiles as usual and leaves a cache for the next run in the user's cache
+ * directory. A cache only ever speeds a start up: anything wrong with it falls back to compiling.
+ */
+import { createHash } from "node:crypto"
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { createRequire } from "node:module"
+import { homedir } from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { Script } from "node:vm"
+
+/** The bundle's CommonJS parameters: its code runs as the body of a function taking them. */
+type Body = (exports: object, require: NodeJS.Require, module: object, filename: string, dirname: string) => void
+
+const dir = path.dirname(fileURLToPath(import.meta.url))
+const bundle = path.join(dir, "forml-mlflow.cjs")
+const bytes = readFileSync(bundle)
+// V8 checks its version, its flags and the length of the source; the digest makes the cache this bundle's own
+const digest = createHash("sha1").update(bytes).digest()
+const built = path.join(dir, "forml-mlflow.cache")
+/** Where a run leaves a cache when the built one does not fit: per user, never a shared directory. */
+const userCache = (): string | undefined => {
+  try {
+    const given = [process.env.XDG_CACHE_HOME, process.env.LOCALAPPDATA]
+      .find((d) => d !== undefined && path.isAbsolute(d))
+    const base = given ?? path.join(homedir(), ".cache")
+    return path.join(base, "forml-mlflow", `${digest.toString("hex").slice(0, 16)}-${process.version}.v8`)
+  } catch {
+    return undefined
+  }
+}
+
+/** Runs `f`, ignoring a failure: the cache is an optimisation, never a reason for the command to fail. */
+const quietly = (f: () => void): void => {
+  try {
+    f()
+  } catch {
+    // the next start compiles, as this one did
+  }
+}
+
+/** The code cache in `file` if it was made for this bundle. */
+const readCache = (file: string): Buffer | undefined => {
+  try {
+    const data = readFileSync(file)
+    return data.length > digest.length && data.subarray(0, digest.length).equals(digest)
+      ? data.subarray(digest.length)
+      : undefined
+  } catch {
+    return undefined
+  }
+}
+
+// a hashbang is only valid at the very start of a source: keep the line, as a comment
+const text = bytes.toString("utf8")
+const source = `(function (exports, require, module, __filename, __dirname) { ${
+  text.startsWith("#!") ? `//${text.slice(2)}` : text
+}\n})`
+
+const compile = (cachedData: Buffer | undefined): Script =>
+  new Script(source, cachedData === undefined ? { filename: bundle } : { filename: bundle, cachedData })
+
+// a cache a run left for this Node is tried before the built one (which it was made because of); a refused cache
+// costs a compile, so the source is compiled at most twice, and a refused cache of a run's is removed (a run with
+// other V8 flags made it), so that the next start does not pay for it again
+const userFile = userCache()
+let script: Script | undefined
+for (const file of [userFile, built]) {
+  const data = file === undefined ? undefined : readCache(file)
+  if (file === undefined || data === undefined) continue
+  script = compile(data)
+  if (!script.cachedDataRejected) break
+  if (file === userFile) quietly(() => rmSync(file, { force: true }))
+}
+if (script === undefined || script.cachedDataRejected !== false) {
+  const compiled = script ?? compile(undefined)
+  script = compiled
+  if (userFile !== undefined) {
+    // at exit the cache also holds the functions this run compiled on the way (a temporary file and a rename, so
+    // that a concurrent start never reads half a cache)
+    process.once("exit", () => {
+      const staged = `${userFile}.${process.pid}.tmp`
+      quietly(() => {
+        mkdirSync(path.dirname(userFile), { recursive: true })
+        writeFileSync(staged, Buffer.concat([digest, compiled.createCachedData()]))
+        renameSync(staged, userFile)
+      })
+      quietly(() => rmSync(staged, { force: true }))
+    })
+  }
+}
+
+const body = script.runInThisContext() as Body
+const module = { exports: {} }
+body.call(module.exports, module.exports, createRequire(bundle), module, bundle, dir)
