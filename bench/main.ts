@@ -12,14 +12,14 @@ import { parseArgs } from "node:util"
 import { randomUUID } from "node:crypto"
 import { library, floor, type LifecycleInput, type LifecycleRun, PHASES } from "./lifecycle.js"
 import { machine, row, type Row, table } from "./report.js"
-import { cpu, listing, states, transfer } from "./scenarios.js"
+import { cpu, listing, start, states, transfer } from "./scenarios.js"
 import { compare, median, percentile } from "./stats.js"
 import type { StreamFigures, StreamSettings } from "./stream.js"
 import { STREAM_PHASES } from "./stream.js"
 import { connect, EMULATOR_ENV, type Target } from "./target.js"
 import { largePackage, payloads, smallPackage } from "./fixtures.js"
 
-const SCENARIOS = ["lifecycle", "transfer", "states", "listing", "streaming", "cpu"] as const
+const SCENARIOS = ["lifecycle", "transfer", "states", "listing", "streaming", "cpu", "start"] as const
 type Scenario = (typeof SCENARIOS)[number]
 
 const USAGE = `usage: npm run bench -- [${SCENARIOS.join("|")} ...] [options]
@@ -331,6 +331,29 @@ const main = async () => {
             target: `≤ ${most} requests`,
             met: Math.max(...p.library.requests) <= most
           }))
+          break
+        }
+        case "start": {
+          const figures = await start(Math.max(10, o.runs))
+          if (figures === undefined) {
+            log("  start: dist/cli/main.js is not built (npm run build); skipped")
+            break
+          }
+          extra["start"] = figures
+          for (const c of figures.commands) {
+            rows.push({
+              ...row({
+                id: `start.${c.label.split(" ")[0]!.replace(/^-+/, "")}`,
+                operation: `forml-mlflow ${c.label}: start to exit`,
+                medianMs: c.medianMs,
+                p95Ms: c.p95Ms,
+                floorMedianMs: figures.node.medianMs,
+                target: "≤ 250 ms",
+                note: `${figures.runs} starts; the floor is \`node -e 0\` (${figures.node.medianMs.toFixed(0)} ms)`
+              }),
+              met: c.medianMs <= 250
+            })
+          }
           break
         }
         case "cpu": {

@@ -4,7 +4,9 @@
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Chunk, Effect, Either, Layer, Scope, Stream, Exit } from "effect"
+import { spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
+import { existsSync } from "node:fs"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -20,7 +22,7 @@ import { MlflowRegistry } from "../src/registry/MlflowRegistry.js"
 import type { Registry } from "../src/registry/Registry.js"
 import { pool, tagOf } from "./bare.js"
 import { payloads, smallPackage } from "./fixtures.js"
-import { compare, type Sample } from "./stats.js"
+import { compare, median, percentile, type Sample } from "./stats.js"
 import type { Target } from "./target.js"
 
 export interface Pair {
@@ -288,4 +290,60 @@ export const cpu = async (target: Target, calls: number) => {
     () => target.bare.getBytes(root.artifactUri, "a.bin")
   )
   return { getRun, read }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The command's start
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface StartFigures {
+  /** Wall ms per start, median and p95, of each command line; `node` is `node -e 0`, the floor. */
+  readonly commands: ReadonlyArray<{ readonly label: string; readonly medianMs: number; readonly p95Ms: number }>
+  readonly node: { readonly medianMs: number; readonly p95Ms: number }
+  readonly runs: number
+}
+
+/**
+ * Starts the built command (`dist/cli/main.js`, made by `npm run build`) `runs` times for each of `--version`,
+ * `--help` and `list` on a small file store (two `demo` runs), interleaved with bare `node -e 0`.
+ */
+export const start = async (runs: number): Promise<StartFigures | undefined> => {
+  const cli = join(process.cwd(), "dist", "cli", "main.js")
+  if (!existsSync(cli)) return undefined
+  const store = await mkdtemp(join(tmpdir(), "forml-bench-start-"))
+  try {
+    const run = (args: ReadonlyArray<string>) =>
+      new Promise<number>((done, reject) => {
+        const t0 = performance.now()
+        const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "ignore"], env: { ...process.env, MLFLOW_TRACKING_URI: "" } })
+        child.once("error", reject)
+        child.once("exit", (code) => (code === 0 ? done(performance.now() - t0) : reject(new Error(`${args.join(" ")}: exit ${code}`))))
+      })
+    const mlruns = join(store, "mlruns")
+    await run([cli, "--tracking-uri", mlruns, "demo"])
+    await run([cli, "--tracking-uri", mlruns, "demo"])
+    const lines: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
+      ["--version", [cli, "--version"]],
+      ["--help", [cli, "--help"]],
+      ["list (a file store: 1 project, 3 releases)", [cli, "--tracking-uri", mlruns, "list"]]
+    ]
+    const times = lines.map(() => [] as Array<number>)
+    const node: Array<number> = []
+    for (let i = 0; i < runs + 2; i++) {
+      const warm = i < 2
+      const n = await run(["-e", "0"])
+      if (!warm) node.push(n)
+      for (const [j, [, args]] of lines.entries()) {
+        const t = await run(args)
+        if (!warm) times[j]!.push(t)
+      }
+    }
+    return {
+      commands: lines.map(([label], j) => ({ label, medianMs: median(times[j]!), p95Ms: percentile(times[j]!, 95) })),
+      node: { medianMs: median(node), p95Ms: percentile(node, 95) },
+      runs
+    }
+  } finally {
+    await rm(store, { recursive: true, force: true })
+  }
 }
