@@ -257,11 +257,17 @@ const ENDPOINTS: ReadonlyArray<Endpoint> = [
   { name: "runs/update", match: { path: "runs/update" } },
   // MLflow answers an upload with `{}`: anything else (a proxy's sign-in page) did not store the artifact
   { name: "artifact upload", match: { method: "PUT", path: "mlflow-artifacts" } },
-  // a download is bytes: other bytes than those uploaded fail their sha256 check; a download cut short once its
-  // bytes began to stream is not retried (the bytes may have gone on already), so it fails typed
+  // a download is bytes: other bytes than those uploaded fail their sha256 check. A tag or state read whole (open,
+  // read) is fetched again when its reply is cut short; a streamed download (pull) cut short once its bytes began to
+  // stream is not retried (the bytes may have gone on already), so it fails typed
   {
-    name: "artifact download",
-    match: { method: "GET", path: /mlflow-artifacts\/artifacts\/.+/ },
+    name: "artifact read whole",
+    match: { method: "GET", path: /mlflow-artifacts\/artifacts\/.+\.(toml|bin)$/ },
+    garbage: "IntegrityError"
+  },
+  {
+    name: "artifact download streamed",
+    match: { method: "GET", path: /mlflow-artifacts\/artifacts\/.+\.4ml$/ },
     garbage: "IntegrityError",
     cut: "TransportError"
   }
@@ -302,7 +308,13 @@ const onFreshEmulator = <A, E>(
   Effect.scoped(body).pipe(Effect.provide(store("http", onEmulator)))
 
 describe("Faults over HTTP: each operation succeeds after MLflow's retries or fails typed, and reads back whole", () => {
-  const sample = new Set(["experiments/get-by-name", "runs/create", "artifact upload", "artifact download"])
+  const sample = new Set([
+    "experiments/get-by-name",
+    "runs/create",
+    "artifact upload",
+    "artifact read whole",
+    "artifact download streamed"
+  ])
   for (const kind of KINDS) {
     for (const endpoint of ENDPOINTS.filter((e) => kind.everywhere === true || sample.has(e.name))) {
       const label = `${kind.name} on ${endpoint.name}`
