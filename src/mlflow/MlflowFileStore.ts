@@ -37,6 +37,8 @@ import { randomBytes } from "node:crypto"
 import YAML from "yaml"
 import { AlreadyExists, InvalidInput, MlflowApiError, NotFound, StorageError } from "../errors.js"
 import type { MlflowFailure } from "../errors.js"
+import * as Confined from "./Confined.js"
+import type * as Filter from "./Filter.js"
 import * as LocalArtifacts from "./LocalArtifacts.js"
 import { EntityTag, Experiment, Mlflow, Run, RunInfo, validateTagKey } from "./Mlflow.js"
 import {
@@ -392,20 +394,13 @@ export const make = (
         Effect.catchAll((e) => (isNotFound(e) ? Effect.succeed(undefined) : Effect.fail(storage(p)(e))))
       )
 
-    const statType = (p: string): Effect.Effect<FileSystem.File.Type | undefined, StorageError> =>
-      fs.stat(p).pipe(
-        Effect.map((i): FileSystem.File.Type | undefined => i.type),
-        Effect.catchAll((e) => (isNotFound(e) ? Effect.succeed(undefined) : Effect.fail(storage(p)(e))))
-      )
-
     const mkdir = (p: string) => fs.makeDirectory(p, { recursive: true }).pipe(Effect.mapError(storage(p)))
 
     const writeYaml = (file: string, data: Meta) => artifacts.writeAtomic(file, encoder.encode(renderYaml(data)))
 
     const removeQuietly = (p: string) => Effect.ignore(fs.remove(p, { recursive: true }))
 
-    const inside = (base: string, candidate: string): boolean =>
-      candidate === base || candidate.startsWith(base.endsWith(path.sep) ? base : base + path.sep)
+    const inside = Confined.inside
 
     // -- initialisation (MLflow's FileStore.__init__) ---------------------------------------------------------------
 
@@ -431,13 +426,15 @@ export const make = (
       )
     }
     yield* mkdir(trash)
-    const rootReal = yield* fs.realPath(root).pipe(Effect.mapError(storage(root)))
+    // Resolved once: every confinement check compares real paths with it.
+    const rootReal = yield* Effect.flatMap(
+      Confined.realPath(root),
+      (real) => real === undefined ? Effect.fail(new StorageError({ path: root, reason: "the store root is missing" })) : Effect.succeed(real)
+    )
 
     /** The real path of an existing directory in the store; one whose real path is outside it is refused. */
     const confined = (p: string): Effect.Effect<string | undefined, StorageError> =>
-      fs.realPath(p).pipe(
-        Effect.map((r): string | undefined => r),
-        Effect.catchAll((e) => (isNotFound(e) ? Effect.succeed(undefined) : Effect.fail(storage(p)(e)))),
+      Confined.realPath(p).pipe(
         Effect.flatMap((real) =>
           real === undefined || inside(rootReal, real)
             ? Effect.succeed(real)
@@ -449,35 +446,50 @@ export const make = (
 
     /** The real path of `p` when it exists inside the store; undefined when it is missing or leads out of it. */
     const realInside = (p: string): Effect.Effect<string | undefined, StorageError> =>
-      fs.realPath(p).pipe(
-        Effect.map((real): string | undefined => (inside(rootReal, real) ? real : undefined)),
-        Effect.catchAll((e) => (isNotFound(e) ? Effect.succeed(undefined) : Effect.fail(storage(p)(e))))
-      )
+      Effect.map(Confined.realPath(p), (real) => (real !== undefined && inside(rootReal, real) ? real : undefined))
 
     /** A metadata file's text; one that is missing or is a symlink leading out of the store reads as missing. */
     const readInside = (p: string): Effect.Effect<string | undefined, StorageError> =>
-      Effect.flatMap(realInside(p), (real) => (real === undefined ? Effect.succeed(undefined) : readText(real)))
+      Effect.flatMap(realInside(p), (real) => (real === undefined ? Effect.succeed(undefined) : Confined.readText(real)))
+
+    /**
+     * `readInside` for a file `name` of a directory whose real path (`realDir`) is inside the store: read without
+     * resolving the directory again; only a symlink in its place is resolved (and checked).
+     */
+    const readInDir = (realDir: string, name: string): Effect.Effect<string | undefined, StorageError> => {
+      const file = path.join(realDir, name)
+      return Effect.flatMap(Confined.readTextNoFollow(file), (read) =>
+        read._tag === "Text" ? Effect.succeed(read.text) : read._tag === "Missing" ? Effect.succeed(undefined) : readInside(file))
+    }
 
     // Entities read from disk are built from values already coerced to their types (`str`, `num`, `statusOf`), so
     // their constructors skip validation (`true`), as `wire.ts` does for decoded replies.
     // A tags directory or tag file that is a symlink leading out of the store is skipped: it reads as absent.
+    // The listing carries each entry's type: plain files and directories under a real directory of the store are
+    // inside it and read directly; only symlinks (and entries of unknown type) are resolved and checked.
     const readTags = (dir: string): Effect.Effect<ReadonlyArray<EntityTag>, StorageError> => {
+      const none: ReadonlyArray<EntityTag> = []
       const walk = (real: string, rel: string, depth: number): Effect.Effect<ReadonlyArray<EntityTag>, StorageError> =>
         Effect.gen(function*() {
-          const names = yield* readDir(real)
+          const listed = yield* Confined.entries(real)
           const found = yield* Effect.forEach(
-            names.filter((n) => !LocalArtifacts.isTempName(n)),
-            (name) =>
-              Effect.gen(function*() {
-                const key = rel === "" ? name : `${rel}/${name}`
-                const target = yield* realInside(path.join(real, name))
-                if (target === undefined) return []
-                const type = yield* statType(target)
-                if (type === "Directory") return depth < 32 ? yield* walk(target, key, depth + 1) : []
-                if (type !== "File") return []
-                const value = yield* readText(target)
-                return value === undefined ? [] : [new EntityTag({ key, value }, true)]
-              }),
+            listed.filter((entry) => !LocalArtifacts.isTempName(entry.name)),
+            (entry): Effect.Effect<ReadonlyArray<EntityTag>, StorageError> => {
+              const key = rel === "" ? entry.name : `${rel}/${entry.name}`
+              const at = path.join(real, entry.name)
+              const tag = (value: string | undefined) => (value === undefined ? none : [new EntityTag({ key, value }, true)])
+              if (entry.isFile()) return Effect.map(readInDir(real, entry.name), tag)
+              if (entry.isDirectory()) return depth < 32 ? walk(at, key, depth + 1) : Effect.succeed(none)
+              if (!entry.isSymbolicLink() && Confined.typeKnown(entry)) return Effect.succeed(none)
+              return Effect.gen(function*() {
+                const target = yield* realInside(at)
+                if (target === undefined) return none
+                const type = yield* Confined.statType(target)
+                if (type === "Directory") return depth < 32 ? yield* walk(target, key, depth + 1) : none
+                if (type !== "File") return none
+                return tag(yield* Confined.readText(target))
+              })
+            },
             { concurrency: 8 }
           )
           return found.flat()
@@ -493,7 +505,8 @@ export const make = (
     const readMeta = (dir: string): Effect.Effect<Meta | undefined, StorageError> =>
       Effect.gen(function*() {
         const file = path.join(dir, META)
-        const text = yield* readInside(file)
+        const real = yield* realInside(dir)
+        const text = real === undefined ? undefined : yield* readInDir(real, META)
         if (text === undefined) return undefined
         // A malformed meta.yaml is skipped, as MLflow skips it with a warning.
         return Either.getOrUndefined(parseYaml(file, text))
@@ -506,11 +519,13 @@ export const make = (
     const readRunFiles = (dir: string) =>
       Effect.gen(function*() {
         const file = path.join(dir, META)
-        let text = yield* readInside(file)
+        const real = yield* realInside(dir)
+        if (real === undefined) return undefined
+        let text = yield* readInDir(real, META)
         for (let attempt = 0;; attempt++) {
           if (text === undefined) return undefined
-          const tags = yield* readTags(path.join(dir, TAGS))
-          const again = yield* readInside(file)
+          const tags = yield* readTags(path.join(real, TAGS))
+          const again = yield* readInDir(real, META)
           if (again === text || attempt >= RUN_READ_ATTEMPTS) {
             // A malformed meta.yaml is skipped, as MLflow skips it with a warning.
             const meta = Either.getOrUndefined(parseYaml(file, text))
@@ -626,12 +641,45 @@ export const make = (
         }, true)
       })
 
-    const runsIn = (loc: ExperimentLoc) =>
+    /**
+     * Whether a run may pass the tag clauses of a search, judged from its tag files named by them alone: a clause
+     * that one read of one tag file shows failing rules the run out (the run did not match at that moment, as a whole
+     * read at that moment would show). Undecided cases (a symlink, a key below a `/`) are left to the whole read.
+     */
+    const mayMatch = (dir: string, clauses: ReadonlyArray<Filter.Clause>): Effect.Effect<boolean, StorageError> =>
+      Effect.gen(function*() {
+        if (clauses.length === 0) return true
+        const tagsDir = yield* realInside(path.join(dir, TAGS))
+        const listed = new Map(
+          tagsDir === undefined ? [] : (yield* Confined.entries(tagsDir)).map((entry) => [entry.name, entry] as const)
+        )
+        for (const clause of clauses) {
+          const entry = listed.get(clause.key)
+          let value: string | undefined
+          if (entry !== undefined && tagsDir !== undefined) {
+            if (entry.isFile()) {
+              const read = yield* Confined.readTextNoFollow(path.join(tagsDir, clause.key))
+              if (read._tag === "Symlink") return true
+              value = read._tag === "Text" ? read.text : undefined
+            } else if (entry.isSymbolicLink() || !Confined.typeKnown(entry)) return true
+          }
+          // MLflow's semantics: a run without the tag matches neither `=` nor `!=`
+          if (value === undefined || (clause.comparator === "=") !== (value === clause.value)) return false
+        }
+        return true
+      })
+
+    /** The runs of an experiment; with clauses, only those that `mayMatch` them are read whole. */
+    const runsIn = (loc: ExperimentLoc, clauses: ReadonlyArray<Filter.Clause> = []) =>
       Effect.flatMap(runDirs(loc), (ids) =>
         Effect.map(
-          Effect.forEach(ids, (runId) => readRun({ runId, experiment: loc, dir: path.join(loc.dir, runId) }), {
-            concurrency: 16
-          }),
+          Effect.forEach(ids, (runId) => {
+            const dir = path.join(loc.dir, runId)
+            return Effect.flatMap(
+              mayMatch(dir, clauses),
+              (may) => may ? readRun({ runId, experiment: loc, dir }) : Effect.succeed(undefined)
+            )
+          }, { concurrency: 16 }),
           (runs) => runs.filter((r): r is Run => r !== undefined)
         ))
 
@@ -947,10 +995,14 @@ export const make = (
       Stream.unwrap(
         Effect.gen(function*() {
           const { filter, maxResults, order } = yield* checkRunsSearch(options.pageSize ?? DEFAULT_PAGE_SIZE, options)
+          // tag clauses on plain keys (one file right under `tags/`) are checked before a run is read whole
+          const clauses = filter.clauses.filter((c) =>
+            c.kind === "tag" && !c.key.includes("/") && Either.isRight(checkTags([{ key: c.key, value: "" }]))
+          )
           const runs: Array<Run> = []
           for (const experimentId of new Set(options.experimentIds)) {
             const loc = yield* locateExperiment(experimentId)
-            if (loc !== undefined) runs.push(...(yield* runsIn(loc)))
+            if (loc !== undefined) runs.push(...(yield* runsIn(loc, clauses)))
           }
           return paged(selectRuns(runs, runAccess, { ...options, filter, order }), maxResults)
         })
