@@ -260,13 +260,115 @@ const fromNode = (node: unknown): unknown => {
   return null
 }
 
-/** meta.yaml as MLflow's `read_yaml` (PyYAML, YAML 1.1) reads it. */
-export const parseYaml = (file: string, text: string): Either.Either<Meta, StorageError> => {
+/** meta.yaml as the `yaml` package's full parser reads it, typed as PyYAML's SafeLoader types it. */
+export const parseYamlDocument = (file: string, text: string): Either.Either<Meta, StorageError> => {
   const bad = (reason: string) => Either.left(new StorageError({ path: file, reason }))
   const doc = YAML.parseDocument(text, { schema: "failsafe", logLevel: "silent", uniqueKeys: false })
   if (doc.errors.length > 0) return bad(`malformed YAML: ${doc.errors[0]!.message}`)
   const value = fromNode(doc.contents)
   return isMapping(value) ? Either.right(value) : bad("meta.yaml is not a mapping")
+}
+
+// A reader for the one-line-per-value layout PyYAML writes for meta.yaml (and `renderYaml` writes): a block mapping
+// of scalars, one nested mapping level, sequences of scalars, `[]` and `{}`, plain and single-quoted scalars on one
+// line. It reads a meta.yaml in a fraction of the full parser's time; anything else (double quotes, folded or
+// multi-line values, comments, anchors, flow collections, blank lines, CR, deeper nesting) is left to the full
+// parser, so what is read and what is refused stay the same.
+
+/** A plain scalar taken here: no indicator first (a `-` only before a non-space), no `: `, ` #`, tab, `:` last. */
+const SIMPLE_PLAIN = /^(?!.*(?::\s| #))(?:[^\s\-?:,[\]{}#&*!|>'"%@`]|-[^\s\-])[^\t]*(?<![\s:])$/
+/** Characters left to the full parser: those PyYAML double-quotes, and BOM, NEL, line and paragraph separators. */
+const SIMPLE_REFUSED = /[^\x20-\x7E\xA0-\uD7FF\uE000-\uFEFE\uFF00-\uFFFD\u{10000}-\u{10FFFF}]|[\u2028\u2029]/u
+
+/** One scalar at the start of `s`: its value, as the node it would be, and the rest of `s` after it. */
+const simpleScalar = (
+  s: string,
+  asKey: boolean
+): { readonly quoted: boolean; readonly text: string; readonly rest: string } | undefined => {
+  if (s.startsWith("'")) {
+    let text = ""
+    let i = 1
+    for (;;) {
+      const close = s.indexOf("'", i)
+      if (close < 0) return undefined
+      text += s.slice(i, close)
+      if (s[close + 1] === "'") {
+        text += "'"
+        i = close + 2
+      } else return { quoted: true, text, rest: s.slice(close + 1) }
+    }
+  }
+  const end = asKey ? s.search(/:(?: |$)/) : s.length
+  if (end <= 0) return undefined
+  const text = s.slice(0, end)
+  return SIMPLE_PLAIN.test(text) && !text.startsWith("---") && !text.startsWith("...")
+    ? { quoted: false, text, rest: s.slice(end) }
+    : undefined
+}
+
+const simpleValue = (s: string): unknown => {
+  const scalar = simpleScalar(s, false)
+  if (scalar === undefined || scalar.rest !== "") return NOT_SIMPLE
+  return scalar.quoted ? scalar.text : resolvePlain(scalar.text)
+}
+
+/** `key:` at the start of a line: the key as `fromNode` names it, and what follows the colon (trimmed of one space). */
+const simpleKey = (line: string): { readonly key: string; readonly rest: string } | undefined => {
+  const scalar = simpleScalar(line, true)
+  if (scalar === undefined || !scalar.rest.startsWith(":")) return undefined
+  const after = scalar.rest.slice(1)
+  if (after !== "" && !after.startsWith(" ")) return undefined
+  const resolved = scalar.quoted ? scalar.text : resolvePlain(scalar.text)
+  return { key: resolved instanceof PlainText ? resolved.text : String(resolved), rest: after.slice(1) }
+}
+
+const NOT_SIMPLE = Symbol("not simple")
+
+/** meta.yaml in PyYAML's one-line layout; undefined when it is not (the full parser reads it then). */
+export const parseSimpleYaml = (text: string): Meta | undefined => {
+  if (!text.endsWith("\n") || text.includes("\r") || SIMPLE_REFUSED.test(text.replace(/\n/g, ""))) return undefined
+  const lines = text.slice(0, -1).split("\n")
+  const out: Meta = {}
+  let i = 0
+  while (i < lines.length) {
+    const head = simpleKey(lines[i]!)
+    if (head === undefined) return undefined
+    i++
+    let value: unknown
+    if (head.rest === "[]") value = []
+    else if (head.rest === "{}") value = {}
+    else if (head.rest !== "") value = simpleValue(head.rest)
+    else if (lines[i]?.startsWith("- ") || lines[i]?.startsWith("  - ")) {
+      // a sequence of scalars, at the key's indentation (PyYAML's) or two spaces in
+      const prefix = lines[i]!.startsWith("- ") ? "- " : "  - "
+      const items: Array<unknown> = []
+      for (; i < lines.length && lines[i]!.startsWith(prefix); i++) {
+        const item = simpleValue(lines[i]!.slice(prefix.length))
+        if (item === NOT_SIMPLE) return undefined
+        items.push(item)
+      }
+      value = items
+    } else if (lines[i]?.startsWith("  ")) {
+      const nested: Meta = {}
+      for (; i < lines.length && lines[i]!.startsWith("  "); i++) {
+        const pair = simpleKey(lines[i]!.slice(2))
+        if (pair === undefined || pair.rest === "") return undefined
+        const v = pair.rest === "[]" ? [] : pair.rest === "{}" ? {} : simpleValue(pair.rest)
+        if (v === NOT_SIMPLE) return undefined
+        nested[pair.key] = v
+      }
+      value = nested
+    } else value = null
+    if (value === NOT_SIMPLE) return undefined
+    out[head.key] = value
+  }
+  return i === 0 ? undefined : out
+}
+
+/** meta.yaml as MLflow's `read_yaml` (PyYAML, YAML 1.1) reads it. */
+export const parseYaml = (file: string, text: string): Either.Either<Meta, StorageError> => {
+  const simple = parseSimpleYaml(text)
+  return simple === undefined ? parseYamlDocument(file, text) : Either.right(simple)
 }
 
 const str = (v: unknown): string | undefined => {
