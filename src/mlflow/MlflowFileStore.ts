@@ -755,7 +755,10 @@ export const make = (
         const listed = new Map(
           tagsDir === undefined ? [] : (yield* Confined.entries(tagsDir)).map((entry) => [entry.name, entry] as const)
         )
-        for (const clause of clauses) {
+        // absent tags rule a run out before any file is read; then values, last clause first (filters are built
+        // from the general to the particular: `forml.repoid` matches every run of a repository, a parent id few)
+        if (clauses.some((c) => !listed.has(c.key))) return false
+        for (const clause of [...clauses].reverse()) {
           const entry = listed.get(clause.key)
           let value: string | undefined
           if (entry !== undefined && tagsDir !== undefined) {
