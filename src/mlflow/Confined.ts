@@ -5,8 +5,8 @@
  * path they know directly, and resolve only the entries that are symlinks.
  */
 import { Effect } from "effect"
-import { constants, type Dirent } from "node:fs"
-import * as nfs from "node:fs/promises"
+import * as nfs from "node:fs"
+import type { Dirent } from "node:fs"
 import { sep } from "node:path"
 import { StorageError } from "../errors.js"
 
@@ -15,24 +15,27 @@ const codeOf = (e: unknown): string | undefined =>
 
 const reasonOf = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
-/** A Node fs call whose failures with one of `absent` codes read as undefined; any other is a StorageError. */
+type Callback<A> = (error: NodeJS.ErrnoException | null, value: A) => void
+
+/**
+ * A Node fs call (callback style: lighter than the promise API, which wraps every call in a FileHandle or a promise)
+ * whose failures with one of `absent` codes read as undefined; any other is a StorageError.
+ */
 const call = <A>(
   path: string,
-  run: () => Promise<A>,
+  run: (callback: Callback<A>) => void,
   absent: ReadonlyArray<string>
 ): Effect.Effect<A | undefined, StorageError> =>
   Effect.async<A | undefined, StorageError>((resume) => {
-    run().then(
-      (value) => resume(Effect.succeed(value)),
-      (e: unknown) => {
-        const code = codeOf(e)
-        resume(
-          code !== undefined && absent.includes(code)
-            ? Effect.succeed(undefined)
-            : Effect.fail(new StorageError({ path, reason: reasonOf(e) }))
-        )
-      }
-    )
+    run((e, value) => {
+      if (e === null) return resume(Effect.succeed(value))
+      const code = codeOf(e)
+      resume(
+        code !== undefined && absent.includes(code)
+          ? Effect.succeed(undefined)
+          : Effect.fail(new StorageError({ path, reason: reasonOf(e) }))
+      )
+    })
   })
 
 /** Whether `candidate` is `base` or below it (both real, absolute paths). */
@@ -44,12 +47,16 @@ export const inside = (base: string, candidate: string): boolean =>
  * `fs.realpath` in JavaScript takes one `lstat` per component of the path, each a round trip to the thread pool).
  */
 export const realPath = (path: string): Effect.Effect<string | undefined, StorageError> =>
-  call(path, () => nfs.realpath(path), ["ENOENT"])
+  call(path, (callback: Callback<string>) => nfs.realpath.native(path, callback), ["ENOENT"])
 
 /** The entries of a directory with their types; a missing directory, or one that is not a directory, lists empty. */
 export const entries = (dir: string): Effect.Effect<ReadonlyArray<Dirent>, StorageError> =>
   Effect.map(
-    call(dir, () => nfs.readdir(dir, { withFileTypes: true }), ["ENOENT", "ENOTDIR", "ELOOP"]),
+    call(
+      dir,
+      (callback: Callback<Array<Dirent>>) => nfs.readdir(dir, { withFileTypes: true }, callback),
+      ["ENOENT", "ENOTDIR", "ELOOP"]
+    ),
     (found): ReadonlyArray<Dirent> => found ?? []
   )
 
@@ -58,7 +65,8 @@ export const typeKnown = (entry: Dirent): boolean =>
   entry.isFile() || entry.isDirectory() || entry.isSymbolicLink() || entry.isFIFO() || entry.isSocket() ||
   entry.isBlockDevice() || entry.isCharacterDevice()
 
-const NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW
+// O_NONBLOCK: a FIFO planted in a file's place fails the read instead of blocking a thread of the pool for good
+const NO_FOLLOW = nfs.constants.O_RDONLY | nfs.constants.O_NOFOLLOW | nfs.constants.O_NONBLOCK
 
 // decoded as the platform's `readFileString` decodes (a leading BOM dropped, bad bytes as U+FFFD)
 const decoder = new TextDecoder()
@@ -78,28 +86,31 @@ const SYMLINK: NoFollow = { _tag: "Symlink" }
  */
 export const readTextNoFollow = (file: string): Effect.Effect<NoFollow, StorageError> =>
   Effect.async<NoFollow, StorageError>((resume) => {
-    nfs.readFile(file, { flag: NO_FOLLOW }).then(
-      (bytes) => resume(Effect.succeed<NoFollow>({ _tag: "Text", text: decoder.decode(bytes) })),
-      (e: unknown) => {
+    const failed = (e: NodeJS.ErrnoException) => resume(Effect.fail(new StorageError({ path: file, reason: reasonOf(e) })))
+    nfs.open(file, NO_FOLLOW, (e, fd) => {
+      if (e !== null) {
         const code = codeOf(e)
-        resume(
-          code === "ENOENT"
-            ? Effect.succeed(MISSING)
-            : code === "ELOOP"
-            ? Effect.succeed(SYMLINK)
-            : Effect.fail(new StorageError({ path: file, reason: reasonOf(e) }))
-        )
+        return code === "ENOENT" ? resume(Effect.succeed(MISSING)) : code === "ELOOP" ? resume(Effect.succeed(SYMLINK)) : failed(e)
       }
-    )
+      nfs.readFile(fd, (readError, bytes) =>
+        nfs.close(fd, (closeError) => {
+          const error = readError ?? closeError
+          if (error !== null) return failed(error)
+          resume(Effect.succeed<NoFollow>({ _tag: "Text", text: decoder.decode(bytes) }))
+        }))
+    })
   })
 
 /** A file's text, or undefined when it does not exist (symlinks followed: call it on a real path). */
 export const readText = (file: string): Effect.Effect<string | undefined, StorageError> =>
-  call(file, () => nfs.readFile(file).then((bytes) => decoder.decode(bytes)), ["ENOENT"])
+  Effect.map(
+    call(file, (callback: Callback<Buffer>) => nfs.readFile(file, callback), ["ENOENT"]),
+    (bytes) => (bytes === undefined ? undefined : decoder.decode(bytes))
+  )
 
 /** The type of what `path` names (symlinks followed), or undefined when it does not exist. */
 export const statType = (path: string): Effect.Effect<"File" | "Directory" | "Other" | undefined, StorageError> =>
   Effect.map(
-    call(path, () => nfs.stat(path), ["ENOENT"]),
+    call(path, (callback: Callback<nfs.Stats>) => nfs.stat(path, callback), ["ENOENT"]),
     (s) => (s === undefined ? undefined : s.isFile() ? "File" : s.isDirectory() ? "Directory" : "Other")
   )
