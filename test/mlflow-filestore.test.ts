@@ -477,6 +477,66 @@ describe("MlflowFileStore writes what MLflow 2.17.2 reads", () => {
   })
 })
 
+describe("MlflowFileStore: the one-line meta.yaml reader", () => {
+  // The fast reader takes only the layout PyYAML writes on one line per value; whatever it takes, it must read as the
+  // full parser does, and what it does not take goes to the full parser.
+  const pieces = [
+    "a", "A1", "x y", "-1", "-", "--x", "1_000", "0x1F", "07", "1.5", ".inf", "~", "null", "yes", "No", "on", "<<", "=",
+    "2024-01-01", "12:30:45", "a:b", "a: b", "a #b", "a#b", "#", "'", "''", "\"", "it's", "[x]", "{x}", "[]", "{}",
+    "&a", "*a", "!x", "|", ">", "%", "@", "`", "?", "? x", ": x", "---", "...", " ", "  a", "a ", "\t", "\u00A0",
+    "\u0085", "\u2028", "\uFEFF", "é", "日本", "\u{1F600}", "\\", "/", "file:///tmp/x y/1", "\r", ","
+  ]
+  const strings: Array<string> = [...pieces]
+  for (const a of pieces) for (const b of pieces.slice(0, 30)) strings.push(a + b, `${a} ${b}`)
+
+  const agrees = (text: string) => {
+    const simple = MlflowFileStore.parseSimpleYaml(text)
+    if (simple === undefined) return
+    expect(MlflowFileStore.parseYamlDocument("meta.yaml", text), JSON.stringify(text)).toEqual(Either.right(simple))
+  }
+
+  it("reads what renderYaml writes as the full parser reads it", () => {
+    let taken = 0
+    for (const s of strings) {
+      const text = MlflowFileStore.renderYaml({ name: s, tags: { k: s, [s]: s }, list: [s, 1], n: 1, e: [], m: {} })
+      agrees(text)
+      if (MlflowFileStore.parseSimpleYaml(text) !== undefined) taken++
+    }
+    // most values are one-line plain or single-quoted: the fast reader takes them
+    expect(taken).toBeGreaterThan(strings.length / 2)
+  })
+
+  it("takes nothing the full parser reads otherwise or refuses", () => {
+    for (const s of strings) {
+      agrees(`name: ${s}\n`)
+      agrees(`${s}: v\n`)
+      agrees(`tags:\n  ${s}: v\n`)
+      agrees(`tags:\n  k: ${s}\nx: 1\n`)
+      agrees(`l:\n- ${s}\n`)
+      agrees(`l:\n  - ${s}\nn: 2\n`)
+      agrees(`name: '${s}'\n`)
+      agrees(`name: x\n${s}\n`)
+    }
+    for (
+      const text of [
+        "", "\n", "a\n", "a:\n", "a:\n  b:\n", "a: 1\na: 2\n", "a: 1", "a:\n    b: 1\n", "a:\n  b: 1\n    c: 2\n",
+        "a: x\n  y\n", "- a\n", "a: [1]\n", "a: {b: 1}\n", "a:\n- x\n  - y\n", "a: 'x\n  y'\n", "a: !!str 1\n",
+        "%YAML 1.1\n---\na: 1\n", "a: 1 # c\n", "a: 'x' \n", "a:  x\n", "a:\tx\n", " a: 1\n", "a: 1\n\nb: 2\n"
+      ]
+    ) agrees(text)
+  })
+
+  it("reads the sample's meta.yaml files (written by MLflow) without the full parser", () => {
+    const metas = readdirSync(sampleDir, { recursive: true, encoding: "utf-8" }).filter((f) => f.endsWith("meta.yaml"))
+    expect(metas.length).toBeGreaterThan(5)
+    for (const rel of metas) {
+      const text = sampleText(rel)
+      expect(MlflowFileStore.parseSimpleYaml(text), rel).toBeDefined()
+      agrees(text)
+    }
+  })
+})
+
 describe("MlflowFileStore: .trash, restore and the Default experiment", () => {
   it.scoped("delete moves the whole directory to .trash and marks active runs; restore brings all back", () =>
     Effect.gen(function*() {

@@ -9,6 +9,7 @@ import { Effect, Either, Exit, Stream } from "effect"
 import { randomBytes } from "node:crypto"
 import { fileURLToPath } from "node:url"
 import { InvalidInput, NotFound, StorageError, UnsupportedArtifactStore } from "../errors.js"
+import * as Confined from "./Confined.js"
 import { type ArtifactSource, FileInfo, validateArtifactPath } from "./Mlflow.js"
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -104,8 +105,7 @@ export const make: Effect.Effect<LocalArtifacts, never, FileSystem.FileSystem | 
   const fs = yield* FileSystem.FileSystem
   const pathApi = yield* Path.Path
 
-  const inside = (root: string, candidate: string): boolean =>
-    candidate === root || candidate.startsWith(root.endsWith(pathApi.sep) ? root : root + pathApi.sep)
+  const inside = Confined.inside
 
   const escapes = (path: string) =>
     new InvalidInput({ kind: "ArtifactPath", input: path, reason: "resolves outside the artifact root" })
@@ -134,11 +134,12 @@ export const make: Effect.Effect<LocalArtifacts, never, FileSystem.FileSystem | 
   }
 
   /** The real path of `p`, or none when it does not exist. */
-  const realPathOption = (p: string): Effect.Effect<string | undefined, StorageError> =>
-    fs.realPath(p).pipe(
-      Effect.map((r): string | undefined => r),
-      Effect.catchAll((e) => (isNotFound(e) ? Effect.succeed(undefined) : Effect.fail(storageError(p)(e))))
-    )
+  const realPathOption = Confined.realPath
+
+  /** The real path of `p`, which must exist. */
+  const realPathOf = (p: string): Effect.Effect<string, StorageError> =>
+    Effect.flatMap(realPathOption(p), (real) =>
+      real === undefined ? Effect.fail(new StorageError({ path: p, reason: "no such file or directory" })) : Effect.succeed(real))
 
   const upload = <E = never>(
     rootDir: string,
@@ -148,7 +149,7 @@ export const make: Effect.Effect<LocalArtifacts, never, FileSystem.FileSystem | 
     Effect.gen(function*() {
       const segments = yield* validatePath(path)
       yield* fs.makeDirectory(rootDir, { recursive: true }).pipe(Effect.mapError(storageError(rootDir)))
-      const root = yield* fs.realPath(rootDir).pipe(Effect.mapError(storageError(rootDir)))
+      const root = yield* realPathOf(rootDir)
       // Walk down one directory at a time, resolving each, so that no symlink on the way leads out of the root.
       let dir = root
       for (const segment of segments.slice(0, -1)) {
@@ -159,7 +160,7 @@ export const make: Effect.Effect<LocalArtifacts, never, FileSystem.FileSystem | 
             Effect.catchIf((e) => e._tag === "SystemError" && e.reason === "AlreadyExists", () => Effect.void),
             Effect.mapError(storageError(next))
           )
-          real = yield* fs.realPath(next).pipe(Effect.mapError(storageError(next)))
+          real = yield* realPathOf(next)
         }
         if (!inside(root, real)) return yield* escapes(path)
         dir = real
@@ -209,14 +210,20 @@ export const make: Effect.Effect<LocalArtifacts, never, FileSystem.FileSystem | 
       if (found === undefined) return []
       const info = yield* fs.stat(found.real).pipe(Effect.mapError(storageError(found.real)))
       if (info.type !== "Directory") return []
-      const names = yield* fs.readDirectory(found.real).pipe(Effect.mapError(storageError(found.real)))
-      const visible = names.filter((name) => !isTempName(name)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+      const listed = yield* Confined.entries(found.real)
+      const visible = listed.filter((entry) => !isTempName(entry.name))
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
       const prefix = segments.length === 0 ? "" : `${segments.join("/")}/`
       const entries = yield* Effect.forEach(
         visible,
-        (name) =>
+        (dirent) =>
           Effect.gen(function*() {
-            const real = yield* realPathOption(pathApi.join(found.real, name))
+            const name = dirent.name
+            // a plain directory of the real directory listed is inside the root: nothing to stat or resolve
+            if (dirent.isDirectory()) return new FileInfo({ path: prefix + name, isDir: true })
+            const at = pathApi.join(found.real, name)
+            // only a symlink (or an entry of unknown type) is resolved
+            const real = dirent.isSymbolicLink() || !Confined.typeKnown(dirent) ? yield* realPathOption(at) : at
             // A dangling link, or one that leads out of the root, is not part of the listing.
             if (real === undefined || !inside(found.root, real)) return undefined
             const entry = yield* fs.stat(real).pipe(

@@ -37,6 +37,8 @@ import { randomBytes } from "node:crypto"
 import YAML from "yaml"
 import { AlreadyExists, InvalidInput, MlflowApiError, NotFound, StorageError } from "../errors.js"
 import type { MlflowFailure } from "../errors.js"
+import * as Confined from "./Confined.js"
+import type * as Filter from "./Filter.js"
 import * as LocalArtifacts from "./LocalArtifacts.js"
 import { EntityTag, Experiment, Mlflow, Run, RunInfo, validateTagKey } from "./Mlflow.js"
 import {
@@ -258,13 +260,115 @@ const fromNode = (node: unknown): unknown => {
   return null
 }
 
-/** meta.yaml as MLflow's `read_yaml` (PyYAML, YAML 1.1) reads it. */
-export const parseYaml = (file: string, text: string): Either.Either<Meta, StorageError> => {
+/** meta.yaml as the `yaml` package's full parser reads it, typed as PyYAML's SafeLoader types it. */
+export const parseYamlDocument = (file: string, text: string): Either.Either<Meta, StorageError> => {
   const bad = (reason: string) => Either.left(new StorageError({ path: file, reason }))
   const doc = YAML.parseDocument(text, { schema: "failsafe", logLevel: "silent", uniqueKeys: false })
   if (doc.errors.length > 0) return bad(`malformed YAML: ${doc.errors[0]!.message}`)
   const value = fromNode(doc.contents)
   return isMapping(value) ? Either.right(value) : bad("meta.yaml is not a mapping")
+}
+
+// A reader for the one-line-per-value layout PyYAML writes for meta.yaml (and `renderYaml` writes): a block mapping
+// of scalars, one nested mapping level, sequences of scalars, `[]` and `{}`, plain and single-quoted scalars on one
+// line. It reads a meta.yaml in a fraction of the full parser's time; anything else (double quotes, folded or
+// multi-line values, comments, anchors, flow collections, blank lines, CR, deeper nesting) is left to the full
+// parser, so what is read and what is refused stay the same.
+
+/** A plain scalar taken here: no indicator first (a `-` only before a non-space), no `: `, ` #`, tab, `:` last. */
+const SIMPLE_PLAIN = /^(?!.*(?::\s| #))(?:[^\s\-?:,[\]{}#&*!|>'"%@`]|-[^\s\-])[^\t]*(?<![\s:])$/
+/** Characters left to the full parser: those PyYAML double-quotes, and BOM, NEL, line and paragraph separators. */
+const SIMPLE_REFUSED = /[^\x20-\x7E\xA0-\uD7FF\uE000-\uFEFE\uFF00-\uFFFD\u{10000}-\u{10FFFF}]|[\u2028\u2029]/u
+
+/** One scalar at the start of `s`: its value, as the node it would be, and the rest of `s` after it. */
+const simpleScalar = (
+  s: string,
+  asKey: boolean
+): { readonly quoted: boolean; readonly text: string; readonly rest: string } | undefined => {
+  if (s.startsWith("'")) {
+    let text = ""
+    let i = 1
+    for (;;) {
+      const close = s.indexOf("'", i)
+      if (close < 0) return undefined
+      text += s.slice(i, close)
+      if (s[close + 1] === "'") {
+        text += "'"
+        i = close + 2
+      } else return { quoted: true, text, rest: s.slice(close + 1) }
+    }
+  }
+  const end = asKey ? s.search(/:(?: |$)/) : s.length
+  if (end <= 0) return undefined
+  const text = s.slice(0, end)
+  return SIMPLE_PLAIN.test(text) && !text.startsWith("---") && !text.startsWith("...")
+    ? { quoted: false, text, rest: s.slice(end) }
+    : undefined
+}
+
+const simpleValue = (s: string): unknown => {
+  const scalar = simpleScalar(s, false)
+  if (scalar === undefined || scalar.rest !== "") return NOT_SIMPLE
+  return scalar.quoted ? scalar.text : resolvePlain(scalar.text)
+}
+
+/** `key:` at the start of a line: the key as `fromNode` names it, and what follows the colon (trimmed of one space). */
+const simpleKey = (line: string): { readonly key: string; readonly rest: string } | undefined => {
+  const scalar = simpleScalar(line, true)
+  if (scalar === undefined || !scalar.rest.startsWith(":")) return undefined
+  const after = scalar.rest.slice(1)
+  if (after !== "" && !after.startsWith(" ")) return undefined
+  const resolved = scalar.quoted ? scalar.text : resolvePlain(scalar.text)
+  return { key: resolved instanceof PlainText ? resolved.text : String(resolved), rest: after.slice(1) }
+}
+
+const NOT_SIMPLE = Symbol("not simple")
+
+/** meta.yaml in PyYAML's one-line layout; undefined when it is not (the full parser reads it then). */
+export const parseSimpleYaml = (text: string): Meta | undefined => {
+  if (!text.endsWith("\n") || text.includes("\r") || SIMPLE_REFUSED.test(text.replace(/\n/g, ""))) return undefined
+  const lines = text.slice(0, -1).split("\n")
+  const out: Meta = {}
+  let i = 0
+  while (i < lines.length) {
+    const head = simpleKey(lines[i]!)
+    if (head === undefined) return undefined
+    i++
+    let value: unknown
+    if (head.rest === "[]") value = []
+    else if (head.rest === "{}") value = {}
+    else if (head.rest !== "") value = simpleValue(head.rest)
+    else if (lines[i]?.startsWith("- ") || lines[i]?.startsWith("  - ")) {
+      // a sequence of scalars, at the key's indentation (PyYAML's) or two spaces in
+      const prefix = lines[i]!.startsWith("- ") ? "- " : "  - "
+      const items: Array<unknown> = []
+      for (; i < lines.length && lines[i]!.startsWith(prefix); i++) {
+        const item = simpleValue(lines[i]!.slice(prefix.length))
+        if (item === NOT_SIMPLE) return undefined
+        items.push(item)
+      }
+      value = items
+    } else if (lines[i]?.startsWith("  ")) {
+      const nested: Meta = {}
+      for (; i < lines.length && lines[i]!.startsWith("  "); i++) {
+        const pair = simpleKey(lines[i]!.slice(2))
+        if (pair === undefined || pair.rest === "") return undefined
+        const v = pair.rest === "[]" ? [] : pair.rest === "{}" ? {} : simpleValue(pair.rest)
+        if (v === NOT_SIMPLE) return undefined
+        nested[pair.key] = v
+      }
+      value = nested
+    } else value = null
+    if (value === NOT_SIMPLE) return undefined
+    out[head.key] = value
+  }
+  return i === 0 ? undefined : out
+}
+
+/** meta.yaml as MLflow's `read_yaml` (PyYAML, YAML 1.1) reads it. */
+export const parseYaml = (file: string, text: string): Either.Either<Meta, StorageError> => {
+  const simple = parseSimpleYaml(text)
+  return simple === undefined ? parseYamlDocument(file, text) : Either.right(simple)
 }
 
 const str = (v: unknown): string | undefined => {
@@ -392,20 +496,13 @@ export const make = (
         Effect.catchAll((e) => (isNotFound(e) ? Effect.succeed(undefined) : Effect.fail(storage(p)(e))))
       )
 
-    const statType = (p: string): Effect.Effect<FileSystem.File.Type | undefined, StorageError> =>
-      fs.stat(p).pipe(
-        Effect.map((i): FileSystem.File.Type | undefined => i.type),
-        Effect.catchAll((e) => (isNotFound(e) ? Effect.succeed(undefined) : Effect.fail(storage(p)(e))))
-      )
-
     const mkdir = (p: string) => fs.makeDirectory(p, { recursive: true }).pipe(Effect.mapError(storage(p)))
 
     const writeYaml = (file: string, data: Meta) => artifacts.writeAtomic(file, encoder.encode(renderYaml(data)))
 
     const removeQuietly = (p: string) => Effect.ignore(fs.remove(p, { recursive: true }))
 
-    const inside = (base: string, candidate: string): boolean =>
-      candidate === base || candidate.startsWith(base.endsWith(path.sep) ? base : base + path.sep)
+    const inside = Confined.inside
 
     // -- initialisation (MLflow's FileStore.__init__) ---------------------------------------------------------------
 
@@ -431,13 +528,15 @@ export const make = (
       )
     }
     yield* mkdir(trash)
-    const rootReal = yield* fs.realPath(root).pipe(Effect.mapError(storage(root)))
+    // Resolved once: every confinement check compares real paths with it.
+    const rootReal = yield* Effect.flatMap(
+      Confined.realPath(root),
+      (real) => real === undefined ? Effect.fail(new StorageError({ path: root, reason: "the store root is missing" })) : Effect.succeed(real)
+    )
 
     /** The real path of an existing directory in the store; one whose real path is outside it is refused. */
     const confined = (p: string): Effect.Effect<string | undefined, StorageError> =>
-      fs.realPath(p).pipe(
-        Effect.map((r): string | undefined => r),
-        Effect.catchAll((e) => (isNotFound(e) ? Effect.succeed(undefined) : Effect.fail(storage(p)(e)))),
+      Confined.realPath(p).pipe(
         Effect.flatMap((real) =>
           real === undefined || inside(rootReal, real)
             ? Effect.succeed(real)
@@ -449,35 +548,50 @@ export const make = (
 
     /** The real path of `p` when it exists inside the store; undefined when it is missing or leads out of it. */
     const realInside = (p: string): Effect.Effect<string | undefined, StorageError> =>
-      fs.realPath(p).pipe(
-        Effect.map((real): string | undefined => (inside(rootReal, real) ? real : undefined)),
-        Effect.catchAll((e) => (isNotFound(e) ? Effect.succeed(undefined) : Effect.fail(storage(p)(e))))
-      )
+      Effect.map(Confined.realPath(p), (real) => (real !== undefined && inside(rootReal, real) ? real : undefined))
 
     /** A metadata file's text; one that is missing or is a symlink leading out of the store reads as missing. */
     const readInside = (p: string): Effect.Effect<string | undefined, StorageError> =>
-      Effect.flatMap(realInside(p), (real) => (real === undefined ? Effect.succeed(undefined) : readText(real)))
+      Effect.flatMap(realInside(p), (real) => (real === undefined ? Effect.succeed(undefined) : Confined.readText(real)))
+
+    /**
+     * `readInside` for a file `name` of a directory whose real path (`realDir`) is inside the store: read without
+     * resolving the directory again; only a symlink in its place is resolved (and checked).
+     */
+    const readInDir = (realDir: string, name: string): Effect.Effect<string | undefined, StorageError> => {
+      const file = path.join(realDir, name)
+      return Effect.flatMap(Confined.readTextNoFollow(file), (read) =>
+        read._tag === "Text" ? Effect.succeed(read.text) : read._tag === "Missing" ? Effect.succeed(undefined) : readInside(file))
+    }
 
     // Entities read from disk are built from values already coerced to their types (`str`, `num`, `statusOf`), so
     // their constructors skip validation (`true`), as `wire.ts` does for decoded replies.
     // A tags directory or tag file that is a symlink leading out of the store is skipped: it reads as absent.
+    // The listing carries each entry's type: plain files and directories under a real directory of the store are
+    // inside it and read directly; only symlinks (and entries of unknown type) are resolved and checked.
     const readTags = (dir: string): Effect.Effect<ReadonlyArray<EntityTag>, StorageError> => {
+      const none: ReadonlyArray<EntityTag> = []
       const walk = (real: string, rel: string, depth: number): Effect.Effect<ReadonlyArray<EntityTag>, StorageError> =>
         Effect.gen(function*() {
-          const names = yield* readDir(real)
+          const listed = yield* Confined.entries(real)
           const found = yield* Effect.forEach(
-            names.filter((n) => !LocalArtifacts.isTempName(n)),
-            (name) =>
-              Effect.gen(function*() {
-                const key = rel === "" ? name : `${rel}/${name}`
-                const target = yield* realInside(path.join(real, name))
-                if (target === undefined) return []
-                const type = yield* statType(target)
-                if (type === "Directory") return depth < 32 ? yield* walk(target, key, depth + 1) : []
-                if (type !== "File") return []
-                const value = yield* readText(target)
-                return value === undefined ? [] : [new EntityTag({ key, value }, true)]
-              }),
+            listed.filter((entry) => !LocalArtifacts.isTempName(entry.name)),
+            (entry): Effect.Effect<ReadonlyArray<EntityTag>, StorageError> => {
+              const key = rel === "" ? entry.name : `${rel}/${entry.name}`
+              const at = path.join(real, entry.name)
+              const tag = (value: string | undefined) => (value === undefined ? none : [new EntityTag({ key, value }, true)])
+              if (entry.isFile()) return Effect.map(readInDir(real, entry.name), tag)
+              if (entry.isDirectory()) return depth < 32 ? walk(at, key, depth + 1) : Effect.succeed(none)
+              if (!entry.isSymbolicLink() && Confined.typeKnown(entry)) return Effect.succeed(none)
+              return Effect.gen(function*() {
+                const target = yield* realInside(at)
+                if (target === undefined) return none
+                const type = yield* Confined.statType(target)
+                if (type === "Directory") return depth < 32 ? yield* walk(target, key, depth + 1) : none
+                if (type !== "File") return none
+                return tag(yield* Confined.readText(target))
+              })
+            },
             { concurrency: 8 }
           )
           return found.flat()
@@ -493,7 +607,8 @@ export const make = (
     const readMeta = (dir: string): Effect.Effect<Meta | undefined, StorageError> =>
       Effect.gen(function*() {
         const file = path.join(dir, META)
-        const text = yield* readInside(file)
+        const real = yield* realInside(dir)
+        const text = real === undefined ? undefined : yield* readInDir(real, META)
         if (text === undefined) return undefined
         // A malformed meta.yaml is skipped, as MLflow skips it with a warning.
         return Either.getOrUndefined(parseYaml(file, text))
@@ -506,11 +621,13 @@ export const make = (
     const readRunFiles = (dir: string) =>
       Effect.gen(function*() {
         const file = path.join(dir, META)
-        let text = yield* readInside(file)
+        const real = yield* realInside(dir)
+        if (real === undefined) return undefined
+        let text = yield* readInDir(real, META)
         for (let attempt = 0;; attempt++) {
           if (text === undefined) return undefined
-          const tags = yield* readTags(path.join(dir, TAGS))
-          const again = yield* readInside(file)
+          const tags = yield* readTags(path.join(real, TAGS))
+          const again = yield* readInDir(real, META)
           if (again === text || attempt >= RUN_READ_ATTEMPTS) {
             // A malformed meta.yaml is skipped, as MLflow skips it with a warning.
             const meta = Either.getOrUndefined(parseYaml(file, text))
@@ -626,12 +743,48 @@ export const make = (
         }, true)
       })
 
-    const runsIn = (loc: ExperimentLoc) =>
+    /**
+     * Whether a run may pass the tag clauses of a search, judged from its tag files named by them alone: a clause
+     * that one read of one tag file shows failing rules the run out (the run did not match at that moment, as a whole
+     * read at that moment would show). Undecided cases (a symlink, a key below a `/`) are left to the whole read.
+     */
+    const mayMatch = (dir: string, clauses: ReadonlyArray<Filter.Clause>): Effect.Effect<boolean, StorageError> =>
+      Effect.gen(function*() {
+        if (clauses.length === 0) return true
+        const tagsDir = yield* realInside(path.join(dir, TAGS))
+        const listed = new Map(
+          tagsDir === undefined ? [] : (yield* Confined.entries(tagsDir)).map((entry) => [entry.name, entry] as const)
+        )
+        // absent tags rule a run out before any file is read; then values, last clause first (filters are built
+        // from the general to the particular: `forml.repoid` matches every run of a repository, a parent id few)
+        if (clauses.some((c) => !listed.has(c.key))) return false
+        for (const clause of [...clauses].reverse()) {
+          const entry = listed.get(clause.key)
+          let value: string | undefined
+          if (entry !== undefined && tagsDir !== undefined) {
+            if (entry.isFile()) {
+              const read = yield* Confined.readTextNoFollow(path.join(tagsDir, clause.key))
+              if (read._tag === "Symlink") return true
+              value = read._tag === "Text" ? read.text : undefined
+            } else if (entry.isSymbolicLink() || !Confined.typeKnown(entry)) return true
+          }
+          // MLflow's semantics: a run without the tag matches neither `=` nor `!=`
+          if (value === undefined || (clause.comparator === "=") !== (value === clause.value)) return false
+        }
+        return true
+      })
+
+    /** The runs of an experiment; with clauses, only those that `mayMatch` them are read whole. */
+    const runsIn = (loc: ExperimentLoc, clauses: ReadonlyArray<Filter.Clause> = []) =>
       Effect.flatMap(runDirs(loc), (ids) =>
         Effect.map(
-          Effect.forEach(ids, (runId) => readRun({ runId, experiment: loc, dir: path.join(loc.dir, runId) }), {
-            concurrency: 16
-          }),
+          Effect.forEach(ids, (runId) => {
+            const dir = path.join(loc.dir, runId)
+            return Effect.flatMap(
+              mayMatch(dir, clauses),
+              (may) => may ? readRun({ runId, experiment: loc, dir }) : Effect.succeed(undefined)
+            )
+          }, { concurrency: 16 }),
           (runs) => runs.filter((r): r is Run => r !== undefined)
         ))
 
@@ -947,10 +1100,14 @@ export const make = (
       Stream.unwrap(
         Effect.gen(function*() {
           const { filter, maxResults, order } = yield* checkRunsSearch(options.pageSize ?? DEFAULT_PAGE_SIZE, options)
+          // tag clauses on plain keys (one file right under `tags/`) are checked before a run is read whole
+          const clauses = filter.clauses.filter((c) =>
+            c.kind === "tag" && !c.key.includes("/") && Either.isRight(checkTags([{ key: c.key, value: "" }]))
+          )
           const runs: Array<Run> = []
           for (const experimentId of new Set(options.experimentIds)) {
             const loc = yield* locateExperiment(experimentId)
-            if (loc !== undefined) runs.push(...(yield* runsIn(loc)))
+            if (loc !== undefined) runs.push(...(yield* runsIn(loc, clauses)))
           }
           return paged(selectRuns(runs, runAccess, { ...options, filter, order }), maxResults)
         })
