@@ -16,15 +16,17 @@ import yazl from "yazl"
 import { InvalidPackage, StorageError } from "../errors.js"
 import { Manifest } from "./Manifest.js"
 
-// yazl's typings lack the lazy stream entry, which keeps one source file open at a time.
-declare module "yazl" {
-  interface ZipFile {
-    addReadStreamLazy(
-      metadataPath: string,
-      options: Partial<ReadStreamOptions>,
-      getReadStream: (callback: (err: Error | null, stream: NodeJS.ReadableStream) => void) => void
-    ): void
-  }
+/**
+ * yazl's lazy stream entry, which keeps one source file open at a time and which its typings lack. Declared here
+ * rather than by augmenting module "yazl": an augmentation would be published in Package.d.ts, where yazl's typings
+ * (a development dependency) are absent.
+ */
+interface LazyZipFile extends yazl.ZipFile {
+  addReadStreamLazy(
+    metadataPath: string,
+    options: Partial<yazl.ReadStreamOptions>,
+    getReadStream: (callback: (err: Error | null, stream: NodeJS.ReadableStream) => void) => void
+  ): void
 }
 
 /** Caps that keep a hostile zip (a zip bomb) from filling memory or disk. */
@@ -548,7 +550,7 @@ const writeZip = (
     // Source files yazl has opened and not yet finished; closed on any exit so a failure leaks no descriptor.
     const inputs = new Set<nodeFs.ReadStream>()
     const write = Effect.suspend(() => {
-      const zip = new yazl.ZipFile()
+      const zip = new yazl.ZipFile() as LazyZipFile
       const output = zip.outputStream as Readable
       // Any failure of yazl or of a source file ends the output stream with that error.
       zip.on("error", (err: unknown) => output.destroy(err instanceof Error ? err : new Error(String(err))))

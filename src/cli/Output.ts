@@ -40,7 +40,7 @@ const SECRET_VARIABLES = ["MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "
  * Removes credentials from a text: the user-info part of URLs (`https://user:pass@host`), `Authorization`-style
  * values, and the literal values of the MLflow credential variables.
  */
-export const redact = (text: string, env: NodeJS.ProcessEnv = process.env): string => {
+export const redact = (text: string, env: Readonly<Record<string, string | undefined>> = process.env): string => {
   let out = text
     .replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, "$1***@")
     .replace(/\b(Basic|Bearer)\s+[A-Za-z0-9._~+/=-]+/g, "$1 ***")

@@ -49,7 +49,10 @@ export const parseTarget = (uri: string, cwd: string = process.cwd()): Either.Ei
 }
 
 /** The tracking URI in effect: the option when given, else MLFLOW_TRACKING_URI, else ./mlruns. */
-export const trackingUri = (option: string | undefined, env: NodeJS.ProcessEnv = process.env): string =>
+export const trackingUri = (
+  option: string | undefined,
+  env: Readonly<Record<string, string | undefined>> = process.env
+): string =>
   option ?? (env.MLFLOW_TRACKING_URI !== undefined && env.MLFLOW_TRACKING_URI !== "" ? env.MLFLOW_TRACKING_URI : DEFAULT_ROOT)
 
 /** How a target reads in messages, without credentials. */
