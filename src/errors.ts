@@ -153,6 +153,22 @@ export class IntegrityError extends Schema.TaggedError<IntegrityError>()("Integr
   }
 }
 
+/**
+ * MLflow's credentials file (`~/.mlflow/credentials`) cannot be read as MLflow reads it. The message names the file,
+ * the line and what is wrong, never the line's text (it may hold the password).
+ */
+export class CredentialsFileError extends Schema.TaggedError<CredentialsFileError>()("CredentialsFileError", {
+  path: Schema.String,
+  line: Schema.optional(Schema.Number),
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `malformed MLflow credentials file ${this.path}${this.line === undefined ? "" : `, line ${this.line}`}: ${
+      firstLine(this.reason)
+    }`
+  }
+}
+
 /** Every failure of talking to MLflow that is not a domain answer (NotFound, AlreadyExists). */
 export type MlflowFailure = MlflowApiError | TransportError | DecodeError | UnsupportedArtifactStore | StorageError
 

@@ -106,22 +106,19 @@ export const withRegistry = <A, E>(
 // ---------------------------------------------------------------------------------------------------------------
 
 const projectArg = Args.text({ name: "PROJECT" }).pipe(
-  Args.withDescription("A project name"),
+  Args.withDescription("A project name (ForML's project, an MLflow experiment)"),
   Args.mapEffect(parseArg(parseProject))
 )
 const releaseArg = Args.text({ name: "RELEASE" }).pipe(
-  Args.withDescription("A release (PEP 440 version)"),
+  Args.withDescription("A release of the project: its PEP 440 version, such as 0.2.0"),
   Args.mapEffect(parseArg(parseRelease))
 )
 const generationArg = Args.text({ name: "GENERATION" }).pipe(
-  Args.withDescription("A generation number"),
+  Args.withDescription("A generation of the release: its number, 1, 2, 3 …"),
   Args.mapEffect(parseArg(parseGeneration))
 )
-const outputOption = Options.file("output").pipe(
-  Options.withAlias("o"),
-  Options.withDescription("Write to this file"),
-  Options.optional
-)
+const outputOption = (description: string) =>
+  Options.file("output").pipe(Options.withAlias("o"), Options.withDescription(description), Options.optional)
 
 const undefinedIfNone = Option.getOrUndefined
 
@@ -294,7 +291,12 @@ const copyInto = (source: string, target: string) =>
 
 const pull = Command.make(
   "pull",
-  { ...globalOptions, project: projectArg, release: Args.optional(releaseArg), output: outputOption },
+  {
+    ...globalOptions,
+    project: projectArg,
+    release: Args.optional(releaseArg),
+    output: outputOption("Where to write the package (default: ./<project>-<release>.4ml)")
+  },
   (a) =>
     Effect.flatMap(globals(a), (g) =>
       withRegistry(
@@ -405,7 +407,7 @@ const state = Command.make(
     release: releaseArg,
     generation: generationArg,
     state: stateRefArg,
-    output: outputOption
+    output: outputOption("Write the state blob to this file instead of stdout")
   },
   (a) =>
     Effect.flatMap(globals(a), (g) =>

@@ -4,12 +4,12 @@
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
-import { Config, ConfigProvider, Effect, Either, Layer } from "effect"
+import { ConfigProvider, Effect, Either, Layer } from "effect"
 import type { ConfigError } from "effect"
 import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { InvalidInput } from "../errors.js"
-import type { StorageError } from "../errors.js"
+import type { CredentialsFileError, StorageError } from "../errors.js"
 import type { Mlflow } from "../mlflow/Mlflow.js"
 import * as MlflowFileStore from "../mlflow/MlflowFileStore.js"
 
@@ -64,11 +64,11 @@ const platform = Layer.merge(NodeFileSystem.layer, NodePath.layer)
 
 /**
  * The Mlflow layer for a target. The Http layer takes every other setting (credentials, TLS, timeouts, retries)
- * from MLflow's environment variables, with the URI given here in place of MLFLOW_TRACKING_URI.
+ * from MLflow's environment variables and credentials file, with the URI given here in place of MLFLOW_TRACKING_URI.
  */
 export const layer = (
   target: Target
-): Layer.Layer<Mlflow, StorageError | InvalidInput | ConfigError.ConfigError> => {
+): Layer.Layer<Mlflow, StorageError | InvalidInput | ConfigError.ConfigError | CredentialsFileError> => {
   if (target._tag === "FileStore") {
     return MlflowFileStore.layer({ root: target.root }).pipe(Layer.provide(platform))
   }
@@ -80,7 +80,7 @@ export const layer = (
     Effect.gen(function*() {
       const MlflowHttp = yield* Effect.promise(() => import("../mlflow/MlflowHttp.js"))
       const settings = yield* Effect.withConfigProvider(MlflowHttp.config, provider)
-      return MlflowHttp.layerConfigNode(Config.succeed(settings))
+      return MlflowHttp.layerConfigNode(Effect.succeed(settings))
     })
   ).pipe(Layer.provide(platform))
 }

@@ -9,9 +9,12 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
 import { Effect, Exit, Layer, Logger, LogLevel, Option } from "effect"
 import { run } from "./Cli.js"
+import { withHelpConsole } from "./Help.js"
 import { ExitCode, printError, report } from "./Output.js"
 
 const main = run(process.argv).pipe(
+  // @effect/cli's help and errors: colour only on a terminal, never with NO_COLOR
+  withHelpConsole,
   Effect.as(ExitCode.ok),
   Effect.catchAllCause((cause) => {
     const { code, line } = report(cause)

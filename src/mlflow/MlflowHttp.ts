@@ -33,6 +33,7 @@ import {
 import * as NodeFs from "node:fs"
 import {
   AlreadyExists,
+  type CredentialsFileError,
   DecodeError,
   InvalidInput,
   MlflowApiError,
@@ -41,6 +42,7 @@ import {
   TransportError,
   UnsupportedArtifactStore
 } from "../errors.js"
+import * as Credentials from "./Credentials.js"
 import * as Filter from "./Filter.js"
 import * as LocalArtifacts from "./LocalArtifacts.js"
 import {
@@ -65,7 +67,10 @@ import * as Wire from "./wire.js"
 export interface MlflowHttpConfig {
   /** `MLFLOW_TRACKING_URI`: the server's base URL (`http:` or `https:`), possibly with a path prefix. */
   readonly trackingUri: string
-  /** `MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`: HTTP basic authentication. */
+  /**
+   * `MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD` (else the URI's user info, else `~/.mlflow/credentials`):
+   * HTTP basic authentication.
+   */
   readonly username?: Redacted.Redacted<string> | undefined
   readonly password?: Redacted.Redacted<string> | undefined
   /** `MLFLOW_TRACKING_TOKEN`: a bearer token (used when no username/password is set). */
@@ -103,10 +108,11 @@ const optional = <A>(c: Config.Config<A>): Config.Config<A | undefined> =>
   Config.map(Config.option(c), Option.getOrUndefined)
 
 /**
- * The settings from MLflow's environment variables. Credentials in the URI's user-info part
- * (`https://user:pass@host`) are moved into `username`/`password` so that the URI never carries a secret.
+ * The settings from MLflow's environment variables alone. Credentials in the URI's user-info part
+ * (`https://user:pass@host`) are moved into `username`/`password` so that the URI never carries a secret; a
+ * variable wins over the URI.
  */
-export const config: Config.Config<MlflowHttpConfig> = Config.all({
+export const environment: Config.Config<MlflowHttpConfig> = Config.all({
   trackingUri: Config.string("MLFLOW_TRACKING_URI"),
   username: optional(Config.redacted("MLFLOW_TRACKING_USERNAME")),
   password: optional(Config.redacted("MLFLOW_TRACKING_PASSWORD")),
@@ -132,11 +138,29 @@ export const config: Config.Config<MlflowHttpConfig> = Config.all({
       Either.map(({ base, username, password }): MlflowHttpConfig => ({
         ...c,
         trackingUri: base,
-        username: c.username ?? username,
-        password: c.password ?? password
+        username: Credentials.firstOf(c.username, username),
+        password: Credentials.firstOf(c.password, password)
       }))
     )
   )
+)
+
+/**
+ * The settings as MLflow's client finds them: `environment`, then, for the username and the password each, MLflow's
+ * credentials file (`~/.mlflow/credentials`, section `[mlflow]`) when neither the variable nor the URI gives one.
+ * The file is read whenever the settings are (a malformed one is a `CredentialsFileError`, as MLflow fails on it);
+ * a missing one gives nothing.
+ */
+export const config: Effect.Effect<MlflowHttpConfig, ConfigError.ConfigError | CredentialsFileError> = Effect.gen(
+  function*() {
+    const settings = yield* environment
+    const file = yield* Credentials.fromHome
+    return {
+      ...settings,
+      username: Credentials.firstOf(settings.username, file.username),
+      password: Credentials.firstOf(settings.password, file.password)
+    }
+  }
 )
 
 const ConfigErrorInvalid = (path: Array<string>, message: string) => ConfigError.InvalidData(path, message)
@@ -903,10 +927,14 @@ export const layer = (
 ): Layer.Layer<Mlflow, InvalidInput, HttpClient.HttpClient | FileSystem.FileSystem | Path.Path> =>
   Layer.effect(Mlflow, make(options))
 
-/** The service from MLflow's environment variables (see `config`). */
+/** The service from MLflow's environment variables and credentials file (see `config`). */
 export const layerConfig = (
-  settings: Config.Config<MlflowHttpConfig> = config
-): Layer.Layer<Mlflow, InvalidInput | ConfigError.ConfigError, HttpClient.HttpClient | FileSystem.FileSystem | Path.Path> =>
+  settings: Effect.Effect<MlflowHttpConfig, ConfigError.ConfigError | CredentialsFileError> = config
+): Layer.Layer<
+  Mlflow,
+  InvalidInput | ConfigError.ConfigError | CredentialsFileError,
+  HttpClient.HttpClient | FileSystem.FileSystem | Path.Path
+> =>
   Layer.effect(Mlflow, Effect.flatMap(settings, make))
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -957,8 +985,12 @@ export const layerUndiciTls = (
  * service. The application still provides the FileSystem and Path (`NodeContext.layer`).
  */
 export const layerConfigNode = (
-  settings: Config.Config<MlflowHttpConfig> = config
-): Layer.Layer<Mlflow, InvalidInput | StorageError | ConfigError.ConfigError, FileSystem.FileSystem | Path.Path> =>
+  settings: Effect.Effect<MlflowHttpConfig, ConfigError.ConfigError | CredentialsFileError> = config
+): Layer.Layer<
+  Mlflow,
+  InvalidInput | StorageError | ConfigError.ConfigError | CredentialsFileError,
+  FileSystem.FileSystem | Path.Path
+> =>
   Layer.unwrapEffect(
     Effect.map(settings, (options) => layer(options).pipe(Layer.provide(layerUndiciTls(options))))
   )
