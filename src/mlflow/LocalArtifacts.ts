@@ -179,20 +179,8 @@ export const make: Effect.Effect<LocalArtifacts, never, FileSystem.FileSystem | 
       return { root, real }
     })
 
-  const download = (rootDir: string, path: string): Stream.Stream<Uint8Array, NotFound | InvalidInput | StorageError> =>
-    Stream.unwrap(
-      Effect.gen(function*() {
-        const segments = yield* validatePath(path)
-        const found = yield* resolveExisting(rootDir, path, segments)
-        const notFound = new NotFound({ entity: "artifact", key: path })
-        if (found === undefined) return yield* notFound
-        const info = yield* fs.stat(found.real).pipe(Effect.mapError(storageError(found.real)))
-        if (info.type !== "File") return yield* notFound
-        return fs.stream(found.real).pipe(Stream.mapError(storageError(found.real)))
-      }).pipe(Effect.withSpan("LocalArtifacts.download", { attributes: { path } }))
-    )
-
-  const read = (rootDir: string, path: string): Effect.Effect<Uint8Array, NotFound | InvalidInput | StorageError> =>
+  /** The real path of the regular file at `path`; a missing file (or a directory) is NotFound. */
+  const existingFile = (rootDir: string, path: string) =>
     Effect.gen(function*() {
       const segments = yield* validatePath(path)
       const found = yield* resolveExisting(rootDir, path, segments)
@@ -200,8 +188,19 @@ export const make: Effect.Effect<LocalArtifacts, never, FileSystem.FileSystem | 
       if (found === undefined) return yield* notFound
       const info = yield* fs.stat(found.real).pipe(Effect.mapError(storageError(found.real)))
       if (info.type !== "File") return yield* notFound
-      return yield* fs.readFile(found.real).pipe(Effect.mapError(storageError(found.real)))
-    }).pipe(Effect.withSpan("LocalArtifacts.read", { attributes: { path } }))
+      return found.real
+    })
+
+  const download = (rootDir: string, path: string): Stream.Stream<Uint8Array, NotFound | InvalidInput | StorageError> =>
+    Stream.unwrap(
+      Effect.map(existingFile(rootDir, path), (real) => fs.stream(real).pipe(Stream.mapError(storageError(real)))).pipe(
+        Effect.withSpan("LocalArtifacts.download", { attributes: { path } })
+      )
+    )
+
+  const read = (rootDir: string, path: string): Effect.Effect<Uint8Array, NotFound | InvalidInput | StorageError> =>
+    Effect.flatMap(existingFile(rootDir, path), (real) => fs.readFile(real).pipe(Effect.mapError(storageError(real))))
+      .pipe(Effect.withSpan("LocalArtifacts.read", { attributes: { path } }))
 
   const list = (rootDir: string, path?: string): Effect.Effect<ReadonlyArray<FileInfo>, InvalidInput | StorageError> =>
     Effect.gen(function*() {
