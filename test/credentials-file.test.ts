@@ -169,7 +169,7 @@ describe("the credentials file, as MLflow's configparser reads it", () => {
   })
 
   const python = process.env["MLFLOW_PYTHON"]
-  it.skipIf(python === undefined)("agrees with MLflow's own reader on every case (MLFLOW_PYTHON)", () => {
+  it.skipIf(python === undefined)("agrees with MLflow's own reader on every case (skipped: MLFLOW_PYTHON, a Python with mlflow, not set)", () => {
     // one Python process reads every case through mlflow.utils.credentials, each under its own HOME
     const dir = mkdtempSync(join(tmpdir(), "forml-mlflow-creds-"))
     try {
