@@ -56,7 +56,9 @@ describe("Help (unit)", () => {
   })
 })
 
-describe.skipIf(!isBuilt())("forml-mlflow --help (run `npm run build` first)", () => {
+describe("forml-mlflow --help", () => {
+  // fail, not skip, when the command is not built: a missing build must not pass for a green run
+  if (!isBuilt()) throw new Error("dist/cli/main.js is missing: run `npm run build` before these tests")
   it("through a pipe: no escape codes, no type sentences, a description under every option and argument", async () => {
     const runs = await Promise.all([
       // as a user types it

@@ -169,7 +169,11 @@ describe("the credentials file, as MLflow's configparser reads it", () => {
   })
 
   const python = process.env["MLFLOW_PYTHON"]
-  it.skipIf(python === undefined)("agrees with MLflow's own reader on every case (skipped: MLFLOW_PYTHON, a Python with mlflow, not set)", () => {
+  it.skipIf(python === undefined)(
+    python === undefined
+      ? "agrees with MLflow's own reader on every case (skipped: MLFLOW_PYTHON, a Python with mlflow, is not set)"
+      : "agrees with MLflow's own reader on every case",
+    () => {
     // one Python process reads every case through mlflow.utils.credentials, each under its own HOME
     const dir = mkdtempSync(join(tmpdir(), "forml-mlflow-creds-"))
     try {
@@ -309,7 +313,9 @@ describe("MlflowHttp.config with a credentials file", () => {
 // The command
 // ---------------------------------------------------------------------------------------------------------------
 
-describe.skipIf(!isBuilt())("forml-mlflow with a credentials file (run `npm run build` first)", () => {
+describe("forml-mlflow with a credentials file", () => {
+  // fail, not skip, when the command is not built: a missing build must not pass for a green run
+  if (!isBuilt()) throw new Error("dist/cli/main.js is missing: run `npm run build` before these tests")
   it.scoped("sends the file's credentials, variables win per key; a malformed file: one line, no password", () =>
     Effect.gen(function*() {
       const emulator = yield* startEmulator()
