@@ -111,4 +111,16 @@ describe("nothing commits that is not stored whole", () => {
       expect(yield* Effect.promise(() => readdir(staging))).toEqual(before)
     }).pipe(Effect.provide(layer))))
   })
+
+  it("an empty streamed state is stored and read back as 0 bytes", () => {
+    const { layer } = lossyStore(/$^/)
+    return Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const reg = yield* registry()
+      yield* reg.push(yield* Package.open(helloworldZip))
+      const sid = StateId.random()
+      yield* reg.write(project, release, sid, Stream.empty)
+      expect(yield* reg.close(project, release, key.generation(1), tagWith(sid))).toBe(1)
+      expect(yield* reg.read(project, release, key.generation(1), sid)).toEqual(new Uint8Array(0))
+    }).pipe(Effect.provide(layer))))
+  })
 })
