@@ -283,10 +283,10 @@ export const parseRetryAfter = (value: string | undefined, now: number): Option.
 const isMissingArtifact500 = (status: number, code: string, message: string): boolean =>
   status === 500 && code === "INTERNAL_ERROR" && /No such file or directory|\[Errno 2\]/.test(message)
 
-/** A file-store server's refusal of its own unescaped `name = '…'` filter (get-by-name of a name holding `'`). */
-const isUnquotedNameRefusal = (e: unknown): e is MlflowApiError =>
-  e instanceof MlflowApiError && e.status === 400 && e.errorCode === "INVALID_PARAMETER_VALUE" &&
-  /filter/i.test(e.detail)
+/** A file-store server's refusal of its own unescaped `name = '…'` filter, met by a name holding `'`. */
+const isUnquotedNameRefusal = (name: string) => (e: unknown): e is MlflowApiError =>
+  name.includes("'") && e instanceof MlflowApiError && e.status === 400 &&
+  e.errorCode === "INVALID_PARAMETER_VALUE" && /filter/i.test(e.detail)
 
 /** A short one-line text of a non-JSON error page (Flask's HTML pages, a proxy's error page). */
 const summarize = (text: string): string => {
@@ -535,10 +535,7 @@ export const make = (
           Effect.map((r) => Wire.toExperiment(r.experiment)),
           // a server on a file store turns the name into the filter `name = '<name>'` unescaped, so a name holding
           // `'` is refused there: the same look-up as a search whose filter quotes the name properly
-          Effect.catchIf(
-            (e): e is MlflowApiError => name.includes("'") && isUnquotedNameRefusal(e),
-            (refusal) => experimentNamed(name, refusal)
-          )
+          Effect.catchIf(isUnquotedNameRefusal(name), (refusal) => experimentNamed(name, refusal))
         )
     })
 
@@ -575,7 +572,7 @@ export const make = (
         // a file-store server checks the new name through its own unescaped filter first: no such experiment can be
         // made there, by any client
         Effect.catchIf(
-          (e): e is MlflowApiError => name.includes("'") && isUnquotedNameRefusal(e),
+          isUnquotedNameRefusal(name),
           () =>
             new InvalidInput({
               kind: "ExperimentName",

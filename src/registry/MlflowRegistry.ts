@@ -159,6 +159,10 @@ const digested = <E, E2>(
     )
   })
 
+/** The IntegrityError of bytes whose sha256 (`actual`) differs from their tag's, if it does. */
+const mismatch = (artifact: string, expected: string, actual: string): Option.Option<IntegrityError> =>
+  actual === expected.toLowerCase() ? Option.none() : Option.some(new IntegrityError({ artifact, expected, actual }))
+
 /** The bytes of `stream`, failing at the end with IntegrityError when their sha256 differs from `expected`. */
 const verified = <E>(
   stream: Stream.Stream<Uint8Array, E>,
@@ -166,9 +170,7 @@ const verified = <E>(
   expected: Option.Option<string>
 ): Stream.Stream<Uint8Array, E | IntegrityError> =>
   Option.isNone(expected) ? stream : digested(stream, (actual) =>
-    actual === expected.value.toLowerCase()
-      ? Stream.empty
-      : Stream.fail(new IntegrityError({ artifact, expected: expected.value, actual })))
+    Option.match(mismatch(artifact, expected.value, actual), { onNone: () => Stream.empty, onSome: Stream.fail }))
 
 /** A NotFound met where the registry created or just saw the entity: the store changed under us. */
 const vanished = (e: NotFound): MlflowApiError =>
@@ -608,14 +610,11 @@ export const make = (
 
     /** The same, read whole. */
     const readWhole = (run: Run, name: string) =>
-      Effect.flatMap(mlflow.readArtifact(run.info, name), (bytes) => {
-        const expected = run.tag(Layout.sha256Tag(name))
-        if (Option.isNone(expected)) return Effect.succeed(bytes)
-        const actual = sha256(bytes)
-        return actual === expected.value.toLowerCase()
-          ? Effect.succeed(bytes)
-          : Effect.fail(new IntegrityError({ artifact: name, expected: expected.value, actual }))
-      })
+      Effect.flatMap(mlflow.readArtifact(run.info, name), (bytes) =>
+        Option.match(Option.flatMap(run.tag(Layout.sha256Tag(name)), (tag) => mismatch(name, tag, sha256(bytes))), {
+          onNone: () => Effect.succeed(bytes),
+          onSome: Effect.fail
+        }))
 
     // -- the operations ---------------------------------------------------------------------------------------------
 
