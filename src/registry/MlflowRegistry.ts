@@ -15,12 +15,14 @@ import {
   Effect,
   Either,
   Equal,
+  FiberRef,
   Layer,
   MutableHashMap,
   Option,
   Scope,
   Sink,
-  Stream
+  Stream,
+  Tracer
 } from "effect"
 import { globalValue } from "effect/GlobalValue"
 import { createHash } from "node:crypto"
@@ -123,12 +125,36 @@ interface Memo<K, A, E> {
   readonly invalidate: (key: K) => Effect.Effect<void>
 }
 
+/**
+ * The span of the caller that starts a memo's lookup. effect's Cache runs a lookup in the context it was made in
+ * (the layer's), which would make the lookup's calls (a create, a search) the roots of traces of their own; the
+ * lookup runs on the caller's fiber, so a FiberRef carries the caller's span to it.
+ */
+const lookupParent = globalValue(
+  Symbol.for("forml-mlflow/registry/lookupParent"),
+  () => FiberRef.unsafeMake<Option.Option<Tracer.AnySpan>>(Option.none())
+)
+
 const memo = <K, A, E>(lookup: (key: K) => Effect.Effect<A, E>): Effect.Effect<Memo<K, A, E>> =>
   Effect.map(
-    Cache.make<K, A, E>({ capacity: Number.MAX_SAFE_INTEGER, timeToLive: Duration.infinity, lookup }),
+    Cache.make<K, A, E>({
+      capacity: Number.MAX_SAFE_INTEGER,
+      timeToLive: Duration.infinity,
+      lookup: (key) =>
+        Effect.flatMap(FiberRef.get(lookupParent), (parent) =>
+          Option.match(parent, {
+            onNone: () => lookup(key),
+            onSome: (span) => Effect.withParentSpan(lookup(key), span)
+          }))
+    }),
     (cache) => {
       // effect's Cache keeps failures like values; dropping the entry makes the next caller look again.
-      const forget = (key: K) => <X>(self: Effect.Effect<X, E>) => Effect.tapError(self, () => cache.invalidate(key))
+      const forget = (key: K) => <X>(self: Effect.Effect<X, E>) =>
+        Effect.tapError(
+          Effect.flatMap(Effect.serviceOption(Tracer.ParentSpan), (parent) =>
+            Effect.locally(self, lookupParent, parent)),
+          () => cache.invalidate(key)
+        )
       return {
         get: (key) => forget(key)(cache.get(key)),
         getFresh: (key) =>
