@@ -1156,9 +1156,10 @@ export const make = (
         const logged = yield* Effect.forEach(params, (p) => readText(path.join(paramsDir, p.key)))
         const changed = params.findIndex((p, i) => logged[i] !== undefined && logged[i] !== p.value)
         if (changed >= 0) {
+          // MLflow's file store raises this without an error code: a server over it answers 500 INTERNAL_ERROR
           return yield* apiError(
-            400,
-            "INVALID_PARAMETER_VALUE",
+            500,
+            "INTERNAL_ERROR",
             `Changing param values is not allowed. Param with key='${params[changed]!.key}' was already logged.`
           )
         }
