@@ -210,7 +210,8 @@ describe("forml-mlflow on a file store", () => {
       missingPackage,
       notAPackage,
       missingStateFile,
-      badUri
+      badUri,
+      unknownOption
     ] = await Promise.all([
       fm("list", "nope"),
       fm("list", "forml-demo", "1.0!x"),
@@ -220,7 +221,8 @@ describe("forml-mlflow on a file store", () => {
       fm("push", path.join(tmp.dir, "missing.4ml")),
       fm("push", notZip),
       fm("commit", "forml-demo", path.join(tmp.dir, "missing.bin")),
-      cli(["--tracking-uri", "s3://bucket/path", "list"], { cwd: tmp.dir })
+      cli(["--tracking-uri", "s3://bucket/path", "list"], { cwd: tmp.dir }),
+      fm("list", "--bogus")
     ])
     expectFailure(unknownProject!, 1, /project not found: nope/)
     expectFailure(badVersion!, 2, /invalid release version "1\.0!x"/)
@@ -231,6 +233,8 @@ describe("forml-mlflow on a file store", () => {
     expectFailure(notAPackage!, 1, /invalid package/)
     expectFailure(missingStateFile!, 2, /state file not found/)
     expectFailure(badUri!, 1, /invalid TrackingUri "s3:\/\/bucket\/path"/)
+    // an option the parser does not know is not looked up as a project name
+    expectFailure(unknownOption!, 2, /unknown option "--bogus"/)
   })
 
   it("takes the store from MLFLOW_TRACKING_URI (a file: URI), else ./mlruns; --repoid keeps its own projects", async () => {

@@ -30,7 +30,7 @@ const tempStore = Layer.unwrapScoped(
   Effect.map(tempDir, (dir) => MlflowFileStore.layer({ root: `${dir}/mlruns` }))
 ).pipe(Layer.provide(NodeContext.layer))
 
-mlflowContract("MlflowFileStore", tempStore, { largeArtifactBytes: 16 * 1024 * 1024 + 3 })
+mlflowContract("MlflowFileStore", tempStore, { largeArtifactBytes: 16 * 1024 * 1024 + 3, paramRefusal: "file" })
 
 describe("LocalArtifacts", () => {
   it.scopedLive("uploads, lists and downloads, creating the root and parents", () =>

@@ -84,7 +84,8 @@ describe("the packed package in a fresh strict ESM project", () => {
       writeConsumer(app, programs.map((b) => b.code))
 
       // @types/node and @types/ws are what any strict consumer of @effect/platform-node installs: its declarations
-      // import node's modules and "ws". Nothing of forml-mlflow's own development dependencies is installed.
+      // import node's modules and "ws". Of forml-mlflow's own development dependencies, only @effect/opentelemetry,
+      // which the README's tracing program imports (a user who traces installs it).
       const installed = await npm([
         "install",
         "--no-audit",
@@ -94,7 +95,8 @@ describe("the packed package in a fresh strict ESM project", () => {
         "--no-package-lock",
         tarball,
         `@types/node@${installedVersion("@types/node")}`,
-        "@types/ws@8"
+        "@types/ws@8",
+        `@effect/opentelemetry@${installedVersion("@effect/opentelemetry")}`
       ], app)
       expect(installed.code, show(installed)).toBe(0)
 

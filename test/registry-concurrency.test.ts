@@ -98,6 +98,19 @@ describe("racing registry instances converge", () => {
           const numbers = generations.active.map((r) => tag(r, Layout.TAG.commit))
           expect([...numbers].sort()).toEqual(["1", "2", "3", "4", "5", "6"])
           for (const r of generations.active) expect(r.info.status).toBe("FINISHED")
+          // a run that moved to the next free number is named (and described) for the number it holds
+          for (const r of generations.active) {
+            const n = Number(tag(r, Layout.TAG.commit))
+            expect(r.info.runName).toBe(`helloworld 1 · generation ${n}`)
+            expect(tag(r, Layout.TAG.runName)).toBe(r.info.runName)
+            expect(tag(r, Layout.TAG.note)).toContain(`generation **${n}**`)
+            // the tag's score is a metric at the step of that number (its ordinal is a date-time: no metric)
+            const points = (yield* handle.snapshot).metrics.get(r.runId) ?? []
+            expect(points.map((m) => m.key)).not.toContain(Layout.METRIC.ordinal)
+            const score = points.filter((m) => m.key === Layout.METRIC.score)
+            expect(score.at(-1)).toEqual(expect.objectContaining({ value: 3.3, step: n }))
+          }
+          expect(releases.active[0]!.info.runName).toBe("helloworld 1")
           const [reader] = yield* instances(handle, 1)
           expect(yield* collect(reader!.generations(project, release))).toEqual([1, 2, 3, 4, 5, 6])
           for (const [j, t] of trainings.entries()) {

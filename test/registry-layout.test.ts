@@ -134,9 +134,9 @@ const recorded = (calls: Array<Call>) =>
           calls.push({ op: "setTag", runId, key: k, value })
           return m.setTag(runId, k, value)
         },
-        setTags: (runId, tags) => {
+        setTags: (runId, tags, extras) => {
           calls.push({ op: "setTags", runId, tags })
-          return m.setTags(runId, tags)
+          return m.setTags(runId, tags, extras)
         },
         uploadArtifact: (root, path, source) => {
           calls.push({ op: "upload", runId: root.runId, path })
@@ -207,9 +207,13 @@ describe("the registry writes ForML's layout", () => {
             else if (k === "mlflow.parentRunId") expect(value).toBe(ids.get(v))
             else expect(value).toBe(v)
           }
-          // the only extra tags are the sha256 of each artifact and the token of the run's creation (a uuid4)
+          // the only extra tags are the sha256 of each artifact, the token of the run's creation (a uuid4) and the
+          // run's description in MLflow's UI (mlflow.note.content, which ForML neither writes nor reads)
           expect(Option.getOrUndefined(mine.tag("forml.create"))).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
-          const extra = mine.tags.map((t) => t.key).filter((k) => !(k in theirs.tags) && k !== "forml.create")
+          expect(Option.getOrUndefined(mine.tag("mlflow.note.content"))).toMatch(/^ForML (release|generation) /)
+          const extra = mine.tags.map((t) => t.key).filter((k) =>
+            !(k in theirs.tags) && k !== "forml.create" && k !== "mlflow.note.content"
+          )
           expect(extra.sort()).toEqual(theirs.artifacts.map((a) => `forml.sha256.${a.path}`).sort())
           const artifacts = snapshot.artifacts.get(mine.runId) ?? new Map<string, Uint8Array>()
           expect([...artifacts.keys()].sort()).toEqual(theirs.artifacts.map((a) => a.path).sort())
@@ -278,7 +282,7 @@ describe("the registry writes ForML's layout", () => {
           expect(uploadAt).toBeGreaterThanOrEqual(0)
           expect(commitAt).toBeGreaterThan(uploadAt)
         } else {
-          expect(tagWrites.every((t) => t.key.startsWith("forml.sha256."))).toBe(true)
+          expect(tagWrites.every((t) => t.key.startsWith("forml.sha256.") || t.key === "mlflow.note.content")).toBe(true)
         }
         // every filter is made of ForML's tag keys
         for (const c of mine) {

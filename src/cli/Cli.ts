@@ -563,7 +563,7 @@ const demo = Command.make("demo", globalOptions, (a) =>
 // ---------------------------------------------------------------------------------------------------------------
 
 /** The package version, for --version (0.0.0 when package.json cannot be read). */
-const version = (): string => {
+export const version = (): string => {
   try {
     const pkg: unknown = createRequire(import.meta.url)("../../package.json")
     return typeof pkg === "object" && pkg !== null && "version" in pkg && typeof pkg.version === "string"

@@ -12,9 +12,13 @@ import { LocalDate, LocalTime, Tag, Timestamp, TomlTable } from "../asset/Tag.js
 import type { TomlValue } from "../asset/Tag.js"
 import { InvalidInput } from "../errors.js"
 
-/** A key parser as an argument mapper: the parse error becomes @effect/cli's usage error. */
+/**
+ * A key parser as an argument mapper: the parse error becomes @effect/cli's usage error. An argument that looks like
+ * an option (`--bogus`, `-x`; a negative number is an argument) is an option @effect/cli did not know, which it hands
+ * over as an argument: it is reported as unknown, not looked up as a name.
+ */
 export const parseArg = <A>(parse: (s: string) => Either.Either<A, InvalidInput>) => (s: string) =>
-  Either.match(parse(s), {
+  /^-(?!\d+$)./.test(s) ? Effect.fail(HelpDoc.p(`unknown option ${JSON.stringify(s)}`)) : Either.match(parse(s), {
     onLeft: (e) => Effect.fail(HelpDoc.p(new InvalidInput({ kind: KINDS[e.kind] ?? e.kind, input: e.input, reason: e.reason }).message)),
     onRight: (a) => Effect.succeed(a)
   })

@@ -7,12 +7,32 @@ import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
-import { Effect, Exit, Layer, Logger, LogLevel, Option } from "effect"
-import { run } from "./Cli.js"
+import { Effect, Either, Exit, Layer, Logger, LogLevel, Option } from "effect"
+import { run, version } from "./Cli.js"
 import { withHelpConsole } from "./Help.js"
 import { ExitCode, printError, report } from "./Output.js"
+import { fromEnv } from "./tracingConfig.js"
+
+/**
+ * Spans go to an OTLP/HTTP collector when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set; the exporter's module is
+ * loaded only then, so a start without tracing costs nothing more.
+ */
+const tracing = Either.match(fromEnv(process.env), {
+  onLeft: (e) => Layer.fail(e),
+  onRight: Option.match({
+    onNone: () => Layer.empty,
+    onSome: (settings) =>
+      Layer.unwrapEffect(Effect.map(Effect.promise(() => import("./Tracing.js")), (m) => m.layer(settings, version())))
+  })
+})
+
+/** The root span's name: `forml-mlflow <command>` (never the other arguments: they may hold credentials). */
+const COMMANDS = new Set(["list", "push", "pull", "show", "state", "commit", "demo", "gc"])
+const spanName = ["forml-mlflow", ...process.argv.slice(2).filter((a) => COMMANDS.has(a)).slice(0, 1)].join(" ")
 
 const main = run(process.argv).pipe(
+  Effect.withSpan(spanName),
+  Effect.provide(tracing),
   // @effect/cli's help and errors: colour only on a terminal, never with NO_COLOR
   withHelpConsole,
   Effect.as(ExitCode.ok),

@@ -130,6 +130,48 @@ export interface SearchExperimentsOptions {
   readonly pageSize?: number | undefined
 }
 
+/** One point of a metric, as MLflow logs it: `timestamp` in milliseconds since the epoch, `step` an integer. */
+export interface MetricPoint {
+  readonly key: string
+  readonly value: number
+  readonly timestamp: number
+  readonly step: number
+}
+
+/** What `setTags` may send beside the tags, in the same runs/log-batch request. */
+export interface LogBatchExtras {
+  /** At most 1000. */
+  readonly metrics?: ReadonlyArray<MetricPoint> | undefined
+  /** At most 100; a param, once logged, keeps its value (MLflow refuses a change). */
+  readonly params?: ReadonlyArray<{ readonly key: string; readonly value: string }> | undefined
+}
+
+/** MLflow's log-batch limits on metrics and params (tags: 100 a request, split by `setTags`). */
+export const MAX_BATCH_METRICS = 1000
+export const MAX_BATCH_PARAMS = 100
+
+/** Checks metrics and params as MLflow's log-batch does (keys as tag keys, counts, integral timestamps and steps); a value that is not finite is refused (JSON cannot carry it). */
+export const validateExtras = (extras: LogBatchExtras | undefined): Either.Either<void, InvalidInput> => {
+  const metrics = extras?.metrics ?? []
+  const params = extras?.params ?? []
+  const bad = (input: string, reason: string) => Either.left(new InvalidInput({ kind: "LogBatch", input, reason }))
+  if (metrics.length > MAX_BATCH_METRICS) return bad(`${metrics.length} metrics`, `at most ${MAX_BATCH_METRICS} a batch`)
+  if (params.length > MAX_BATCH_PARAMS) return bad(`${params.length} params`, `at most ${MAX_BATCH_PARAMS} a batch`)
+  for (const m of metrics) {
+    const key = validateTagKey(m.key)
+    if (Either.isLeft(key)) return Either.left(key.left)
+    if (!Number.isFinite(m.value)) return bad(m.key, "a metric's value is a finite number")
+    if (!Number.isSafeInteger(m.timestamp) || !Number.isSafeInteger(m.step)) {
+      return bad(m.key, "a metric's timestamp and step are integers")
+    }
+  }
+  for (const p of params) {
+    const key = validateTagKey(p.key)
+    if (Either.isLeft(key)) return Either.left(key.left)
+  }
+  return Either.right(undefined)
+}
+
 export interface UpdateRunOptions {
   readonly status?: RunStatus | undefined
   readonly endTime?: number | undefined
@@ -167,10 +209,14 @@ export declare namespace Mlflow {
       key: string,
       value: string
     ) => Effect.Effect<void, NotFound | InvalidInput | MlflowFailure>
-    /** Sets several tags at once (runs/log-batch, split into batches of 100). */
+    /**
+     * Sets several tags at once (runs/log-batch, split into batches of 100); `extras` (metrics, params) go in the
+     * first batch. `mlflow.runName` among the tags renames the run, as in MLflow.
+     */
     readonly setTags: (
       runId: string,
-      tags: ReadonlyArray<{ readonly key: string; readonly value: string }>
+      tags: ReadonlyArray<{ readonly key: string; readonly value: string }>,
+      extras?: LogBatchExtras
     ) => Effect.Effect<void, NotFound | InvalidInput | MlflowFailure>
     readonly deleteRun: (runId: string) => Effect.Effect<void, NotFound | MlflowFailure>
     readonly restoreRun: (runId: string) => Effect.Effect<void, NotFound | MlflowFailure>

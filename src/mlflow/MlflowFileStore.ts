@@ -37,10 +37,11 @@ import { randomBytes } from "node:crypto"
 import YAML from "yaml"
 import { AlreadyExists, InvalidInput, MlflowApiError, NotFound, StorageError } from "../errors.js"
 import type { MlflowFailure } from "../errors.js"
+import { floatRepr } from "../asset/tomlPython.js"
 import * as Confined from "./Confined.js"
 import type * as Filter from "./Filter.js"
 import * as LocalArtifacts from "./LocalArtifacts.js"
-import { EntityTag, Experiment, Mlflow, Run, RunInfo, validateTagKey } from "./Mlflow.js"
+import { EntityTag, Experiment, Mlflow, Run, RunInfo, validateExtras, validateTagKey } from "./Mlflow.js"
 import {
   checkExperimentsSearch,
   checkRunsSearch,
@@ -60,6 +61,7 @@ import type {
   ArtifactSource,
   CreateRunOptions,
   FileInfo,
+  LogBatchExtras,
   RunStatus,
   SearchExperimentsOptions,
   SearchRunsOptions,
@@ -1135,12 +1137,44 @@ export const make = (
 
     const setTags = Effect.fn("MlflowFileStore.setTags")(function*(
       runId: string,
-      tags: ReadonlyArray<{ readonly key: string; readonly value: string }>
+      tags: ReadonlyArray<{ readonly key: string; readonly value: string }>,
+      extras?: LogBatchExtras
     ) {
-      if (tags.length === 0) return
+      const metrics = extras?.metrics ?? []
+      const params = extras?.params ?? []
+      if (tags.length === 0 && metrics.length === 0 && params.length === 0) return
       // Every key is checked before any file is written, so a rejected call changes nothing.
       yield* checkTags(tags)
-      yield* writeRunTags(runId, lastWins(tags))
+      yield* validateExtras(extras)
+      yield* checkTags([...metrics, ...params].map((x) => ({ key: x.key, value: "" })))
+      if (metrics.length > 0 || params.length > 0) {
+        const { loc, run } = yield* findRun(runId)
+        if (run.info.lifecycleStage !== "active") return yield* notActiveRun(runId)
+        yield* confined(loc.dir)
+        // as MLflow's file store logs a batch: params, then metrics, then tags
+        const paramsDir = path.join(loc.dir, "params")
+        const logged = yield* Effect.forEach(params, (p) => readText(path.join(paramsDir, p.key)))
+        const changed = params.findIndex((p, i) => logged[i] !== undefined && logged[i] !== p.value)
+        if (changed >= 0) {
+          // MLflow's file store raises this without an error code: a server over it answers 500 INTERNAL_ERROR
+          return yield* apiError(
+            500,
+            "INTERNAL_ERROR",
+            `Changing param values is not allowed. Param with key='${params[changed]!.key}' was already logged.`
+          )
+        }
+        yield* writeTags(paramsDir, params.filter((_, i) => logged[i] === undefined))
+        // one line a point, "<timestamp> <value> <step>", the value as Python prints a float
+        const metricsDir = path.join(loc.dir, "metrics")
+        const lines = new Map<string, string>()
+        for (const m of metrics) {
+          lines.set(m.key, `${lines.get(m.key) ?? ""}${m.timestamp} ${floatRepr(m.value)} ${m.step}\n`)
+        }
+        yield* Effect.forEach(lines, ([key, added]) =>
+          Effect.flatMap(readText(path.join(metricsDir, key)), (before) =>
+            artifacts.upload(metricsDir, key, encoder.encode(`${before ?? ""}${added}`))), { discard: true })
+      }
+      if (tags.length > 0) yield* writeRunTags(runId, lastWins(tags))
     })
 
     const deleteRun = Effect.fn("MlflowFileStore.deleteRun")(function*(runId: string) {

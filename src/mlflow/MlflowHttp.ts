@@ -49,12 +49,14 @@ import {
   type ArtifactRoot,
   type ArtifactSource,
   type CreateRunOptions,
+  type LogBatchExtras,
   Mlflow,
   type Run,
   type SearchExperimentsOptions,
   type SearchRunsOptions,
   type UpdateRunOptions,
   validateArtifactPath,
+  validateExtras,
   validateTagKey
 } from "./Mlflow.js"
 import * as Wire from "./wire.js"
@@ -703,13 +705,26 @@ export const make = (
 
     const setTags = Effect.fn("Mlflow.setTags")(function*(
       runId: string,
-      tags: ReadonlyArray<{ readonly key: string; readonly value: string }>
+      tags: ReadonlyArray<{ readonly key: string; readonly value: string }>,
+      extras?: LogBatchExtras
     ) {
       yield* checkId("RunId", runId)
       const checked = yield* checkTags(tags)
-      for (let i = 0; i < checked.length; i += LOG_BATCH_TAGS) {
+      yield* validateExtras(extras)
+      const metrics = (extras?.metrics ?? []).map(({ key, step, timestamp, value }) => ({ key, value, timestamp, step }))
+      const params = (extras?.params ?? []).map(({ key, value }) => ({ key, value }))
+      // metrics and params ride in the first batch
+      for (let i = 0; i === 0 || i < checked.length; i += LOG_BATCH_TAGS) {
+        const batch = checked.slice(i, i + LOG_BATCH_TAGS)
+        const first = i === 0
+        if (batch.length === 0 && !(first && (metrics.length > 0 || params.length > 0))) break
         yield* call(
-          post("runs/log-batch", { run_id: runId, tags: checked.slice(i, i + LOG_BATCH_TAGS) }),
+          post("runs/log-batch", {
+            run_id: runId,
+            ...(first && metrics.length > 0 ? { metrics } : {}),
+            ...(first && params.length > 0 ? { params } : {}),
+            tags: batch
+          }),
           ignore,
           { entity: "run", key: runId }
         )

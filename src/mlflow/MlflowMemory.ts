@@ -15,6 +15,7 @@ import {
   Run,
   RunInfo,
   validateArtifactPath,
+  validateExtras,
   validateTagKey
 } from "./Mlflow.js"
 import {
@@ -36,6 +37,8 @@ import type {
   ArtifactSource,
   CreateRunOptions,
   LifecycleStage,
+  LogBatchExtras,
+  MetricPoint,
   RunStatus,
   SearchExperimentsOptions,
   SearchRunsOptions,
@@ -101,6 +104,10 @@ export interface Snapshot {
   readonly runs: ReadonlyArray<Run>
   /** Run id → artifact path (relative to the run root) → bytes, for every run with at least one artifact. */
   readonly artifacts: ReadonlyMap<string, ReadonlyMap<string, Uint8Array>>
+  /** Run id → every metric point logged, in logging order, for every run with at least one. */
+  readonly metrics: ReadonlyMap<string, ReadonlyArray<MetricPoint>>
+  /** Run id → param key → value, for every run with at least one param. */
+  readonly params: ReadonlyMap<string, ReadonlyMap<string, string>>
 }
 
 export interface SearchRunsPageOptions extends Omit<SearchRunsOptions, "pageSize"> {
@@ -295,6 +302,8 @@ interface RunRecord {
   readonly artifactUri: string
   lifecycleStage: LifecycleStage
   readonly tags: Map<string, string>
+  readonly metrics: Array<MetricPoint>
+  readonly params: Map<string, string>
   readonly seq: number
 }
 
@@ -623,6 +632,8 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
       artifactUri: `${experiment.artifactLocation}/${runId}/artifacts`,
       lifecycleStage: "active",
       tags: new Map(),
+      metrics: [],
+      params: new Map(),
       seq: seq++
     }
     for (const t of tags) record.tags.set(t.key, t.value)
@@ -658,13 +669,27 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
 
   const setTags = Effect.fn("MlflowMemory.setTags")(function*(
     runId: string,
-    tags: ReadonlyArray<{ readonly key: string; readonly value: string }>
+    tags: ReadonlyArray<{ readonly key: string; readonly value: string }>,
+    extras?: LogBatchExtras
   ) {
     yield* enter("setTags")
-    if (tags.length === 0) return
-    // every tag is checked before any is written, so a rejected call changes nothing
+    const metrics = extras?.metrics ?? []
+    const params = extras?.params ?? []
+    if (tags.length === 0 && metrics.length === 0 && params.length === 0) return
+    // everything is checked before anything is written, so a rejected call changes nothing
     yield* validateTags(tags)
+    yield* validateExtras(extras)
     const run = yield* activeRun(runId)
+    const changed = params.find((p) => run.params.has(p.key) && run.params.get(p.key) !== p.value)
+    if (changed !== undefined) {
+      return yield* new MlflowApiError({
+        status: 400,
+        errorCode: "INVALID_PARAMETER_VALUE",
+        detail: `Changing param values is not allowed. Param with key='${changed.key}' was already logged.`
+      })
+    }
+    for (const p of params) run.params.set(p.key, p.value)
+    for (const m of metrics) run.metrics.push({ key: m.key, value: m.value, timestamp: m.timestamp, step: m.step })
     for (const t of tags) setRunTag(run, t.key, t.value)
   })
 
@@ -768,10 +793,18 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
       }
       if (files.size > 0) byRun.set(run.runId, files)
     }
+    const metrics = new Map<string, ReadonlyArray<MetricPoint>>()
+    const params = new Map<string, ReadonlyMap<string, string>>()
+    for (const run of runsInOrder) {
+      if (run.metrics.length > 0) metrics.set(run.runId, [...run.metrics])
+      if (run.params.size > 0) params.set(run.runId, new Map(run.params))
+    }
     return {
       experiments: [...experiments.values()].sort((a, b) => a.seq - b.seq).map(toExperiment),
       runs: runsInOrder.map(toRun),
-      artifacts: byRun
+      artifacts: byRun,
+      metrics,
+      params
     }
   })
 
@@ -830,6 +863,8 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
           artifactUri: r.artifactUri ?? `${experiment.artifactLocation}/${r.runId}/artifacts`,
           lifecycleStage: r.lifecycleStage ?? "active",
           tags,
+          metrics: [],
+          params: new Map(),
           seq: previous?.seq ?? seq++
         }
         runs.set(r.runId, record)

@@ -15,12 +15,14 @@ import {
   Effect,
   Either,
   Equal,
+  FiberRef,
   Layer,
   MutableHashMap,
   Option,
   Scope,
   Sink,
-  Stream
+  Stream,
+  Tracer
 } from "effect"
 import { globalValue } from "effect/GlobalValue"
 import { createHash } from "node:crypto"
@@ -35,7 +37,7 @@ import { Empty, IntegrityError, InvalidInput, MlflowApiError, NotFound, StorageE
 import type { MlflowFailure } from "../errors.js"
 import * as Filter from "../mlflow/Filter.js"
 import { EntityTag, Mlflow, Run, RunInfo } from "../mlflow/Mlflow.js"
-import type { ArtifactRoot, ViewType } from "../mlflow/Mlflow.js"
+import type { ArtifactRoot, MetricPoint, ViewType } from "../mlflow/Mlflow.js"
 import * as Layout from "./layout.js"
 import { Registry } from "./Registry.js"
 
@@ -85,6 +87,12 @@ interface ReleaseRuns {
   readonly all: ReadonlyArray<Run>
 }
 
+/** What MLflow's UI shows of a committed generation: its name and description tags, and its metrics. */
+interface Display {
+  readonly tags: ReadonlyArray<Layout.TagPair>
+  readonly metrics: ReadonlyArray<MetricPoint>
+}
+
 /** What an upload sent: the sha256 (hex) and the length of its bytes. */
 interface Written {
   readonly sha256: string
@@ -102,9 +110,10 @@ interface Unbound {
 
 /**
  * MLflow's log-batch takes at most 100 tags. The sha256 tags of states wait for the commit's batch; once this many
- * are waiting, a write sets them first, so the commit batch (pending tags, tag.toml's and the commit) stays one call.
+ * are waiting, a write sets them first, so the commit batch (pending tags, tag.toml's sha256, the run's name and
+ * description, and the commit) stays one call.
  */
-const PENDING_TAGS = 98
+const PENDING_TAGS = 96
 
 /** A per-instance memo over effect's Cache: concurrent callers share one lookup; a failure is not kept. */
 interface Memo<K, A, E> {
@@ -116,12 +125,36 @@ interface Memo<K, A, E> {
   readonly invalidate: (key: K) => Effect.Effect<void>
 }
 
+/**
+ * The span of the caller that starts a memo's lookup. effect's Cache runs a lookup in the context it was made in
+ * (the layer's), which would make the lookup's calls (a create, a search) the roots of traces of their own; the
+ * lookup runs on the caller's fiber, so a FiberRef carries the caller's span to it.
+ */
+const lookupParent = globalValue(
+  Symbol.for("forml-mlflow/registry/lookupParent"),
+  () => FiberRef.unsafeMake<Option.Option<Tracer.AnySpan>>(Option.none())
+)
+
 const memo = <K, A, E>(lookup: (key: K) => Effect.Effect<A, E>): Effect.Effect<Memo<K, A, E>> =>
   Effect.map(
-    Cache.make<K, A, E>({ capacity: Number.MAX_SAFE_INTEGER, timeToLive: Duration.infinity, lookup }),
+    Cache.make<K, A, E>({
+      capacity: Number.MAX_SAFE_INTEGER,
+      timeToLive: Duration.infinity,
+      lookup: (key) =>
+        Effect.flatMap(FiberRef.get(lookupParent), (parent) =>
+          Option.match(parent, {
+            onNone: () => lookup(key),
+            onSome: (span) => Effect.withParentSpan(lookup(key), span)
+          }))
+    }),
     (cache) => {
       // effect's Cache keeps failures like values; dropping the entry makes the next caller look again.
-      const forget = (key: K) => <X>(self: Effect.Effect<X, E>) => Effect.tapError(self, () => cache.invalidate(key))
+      const forget = (key: K) => <X>(self: Effect.Effect<X, E>) =>
+        Effect.tapError(
+          Effect.flatMap(Effect.serviceOption(Tracer.ParentSpan), (parent) =>
+            Effect.locally(self, lookupParent, parent)),
+          () => cache.invalidate(key)
+        )
       return {
         get: (key) => forget(key)(cache.get(key)),
         getFresh: (key) =>
@@ -346,6 +379,7 @@ export const make = (
         const token = v4()
         const creation = yield* Effect.either(orVanished(mlflow.createRun({
           experimentId: experiment.id,
+          runName: Layout.releaseRunName(project, release.toString()),
           userId: Layout.USER_ID,
           startTime: yield* now,
           tags: [...Layout.newReleaseTags(repoid, release.toString()), Layout.createTag(token)],
@@ -477,6 +511,7 @@ export const make = (
 
     const unbound = yield* memo((ref: ReleaseRef) =>
       Effect.gen(function*() {
+        const [project, release] = ref
         const rel = yield* releases.get(ref)
         if (sessionGiven) {
           // a given session may be shared (resumed training, or several instances): join its run
@@ -487,6 +522,7 @@ export const make = (
         const token = v4()
         const created = yield* Effect.either(mlflow.createRun({
           experimentId: rel.experiment.id,
+          runName: Layout.trainingRunName(project, release.toString()),
           userId: Layout.USER_ID,
           startTime: yield* now,
           tags: [...Layout.generationTags(repoid, rel.canonical.runId, session), Layout.createTag(token)],
@@ -727,10 +763,16 @@ export const make = (
           [{ name: Layout.ARTIFACT.package, size }],
           () => new IntegrityError({ artifact: Layout.ARTIFACT.package, expected: String(size), actual: "0", measure: "size" })
         )
-        // published: the sha256 replaces the empty tag the run was created with, and the release lists from now on
-        yield* orVanished(
-          mlflow.setTags(run.runId, [{ key: Layout.sha256Tag(Layout.ARTIFACT.package), value: digest }])
-        )
+        // published: the sha256 replaces the empty tag the run was created with, and the release lists from now on;
+        // beside it (one round trip) the run is marked FINISHED, as MLflow's UI shows a run that is done
+        const endTime = yield* now
+        yield* orVanished(Effect.all([
+          mlflow.setTags(run.runId, [
+            { key: Layout.TAG.note, value: Layout.releaseNote(project, release.toString()) },
+            { key: Layout.sha256Tag(Layout.ARTIFACT.package), value: digest }
+          ]),
+          mlflow.updateRun(run.runId, { status: "FINISHED", endTime })
+        ], { concurrency: 2, discard: true }))
         yield* releases.set(ref, rel)
       }))
     })
@@ -831,7 +873,12 @@ export const make = (
      * the first by `Layout.byCommit`; the other moves to the next free number (and checks again). Returns the number
      * this run holds in the end.
      */
-    const settle = (rel: ReleaseRuns, own: Run, generation: GenerationKey) =>
+    const settle = (
+      rel: ReleaseRuns,
+      own: Run,
+      generation: GenerationKey,
+      display: (generation: GenerationKey) => Display
+    ) =>
       Effect.gen(function*() {
         let number = generation
         while (true) {
@@ -850,7 +897,11 @@ export const make = (
           const next = GenerationKey.next(Arr.reduce([...taken.keys()], number, (a, b) => (b > a ? b : a)))
           // back to "in progress" first, so that nobody mistakes the move for a settled commit of `next`
           yield* mlflow.updateRun(own.runId, { status: "RUNNING" })
-          yield* mlflow.setTag(own.runId, Layout.TAG.commit, String(next))
+          // renamed and re-described in the same request that moves the commit (which goes last)
+          const shown = display(next)
+          yield* mlflow.setTags(own.runId, [...shown.tags, { key: Layout.TAG.commit, value: String(next) }], {
+            metrics: shown.metrics
+          })
           number = next
         }
       })
@@ -917,16 +968,28 @@ export const make = (
         )
         const bytes = utf8.encode(text)
         yield* mlflow.uploadArtifact(run.info, Layout.ARTIFACT.tag, bytes)
+        // what MLflow's UI shows of the generation (name, description, the tag's numbers as metrics), sent with the
+        // commit: no request of its own
+        const closedAt = yield* now
+        const display = (n: GenerationKey): Display => ({
+          tags: [
+            { key: Layout.TAG.runName, value: Layout.generationRunName(project, release.toString(), n) },
+            { key: Layout.TAG.note, value: Layout.generationNote(project, release.toString(), n, tag.states.length) }
+          ],
+          metrics: Layout.generationMetrics(tag, n, closedAt)
+        })
+        const shown = display(generation)
         const committed: ReadonlyArray<Layout.TagPair> = [
           ...[...current.pending].map(([key, value]) => ({ key, value })),
           { key: Layout.sha256Tag(Layout.ARTIFACT.tag), value: sha256(bytes) },
+          ...shown.tags,
           // the commit tag goes last in the batch: MLflow writes a batch in order (sqlite: in one transaction)
           { key: Layout.TAG.commit, value: String(generation) }
         ]
-        yield* mlflow.setTags(run.runId, committed)
+        yield* mlflow.setTags(run.runId, committed, { metrics: shown.metrics })
         // committed: whatever happens next, the next write starts a new training
         return yield* Effect.gen(function*() {
-          const [used, info] = yield* settle(rel, withRunUpdate(run, run.info, committed), generation)
+          const [used, info] = yield* settle(rel, withRunUpdate(run, run.info, committed), generation, display)
           // this run now holds `used` for good: later reads of it need no search
           yield* generationsMemo.set(
             generationRef(project, release, used),

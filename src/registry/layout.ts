@@ -5,8 +5,10 @@
 import { Option, Order } from "effect"
 import type { ProjectKey as ProjectKeyType } from "../asset/ProjectKey.js"
 import { ProjectKey } from "../asset/ProjectKey.js"
+import { Timestamp } from "../asset/Tag.js"
+import type { Tag, TomlValue } from "../asset/Tag.js"
 import * as Filter from "../mlflow/Filter.js"
-import type { Run } from "../mlflow/Mlflow.js"
+import type { MetricPoint, Run } from "../mlflow/Mlflow.js"
 
 /** Run tags. `commit` holds the release version on release runs and the number on committed generation runs. */
 export const TAG = {
@@ -15,7 +17,11 @@ export const TAG = {
   session: "forml.session",
   commit: "mlflow.source.git.commit",
   parent: "mlflow.parentRunId",
-  create: "forml.create"
+  create: "forml.create",
+  /** MLflow's run name (the UI's title of a run); ForML neither sets nor reads it. */
+  runName: "mlflow.runName",
+  /** MLflow's run description (the UI's "Description", Markdown); ForML neither sets nor reads it. */
+  note: "mlflow.note.content"
 } as const
 
 export const LEVEL = { release: "release", generation: "generation" } as const
@@ -184,3 +190,51 @@ export const isPending = (run: Run): boolean => commitRank(run)[0] === 2
 
 /** Whether a committed run keeps its number for good (it can be cached): ForML's, or ours once FINISHED. */
 export const isSettled = (run: Run): boolean => !isPending(run)
+
+// ---------------------------------------------------------------------------------------------------------------
+// What MLflow's UI shows (names, descriptions, metrics): display only, never read back, ignored by ForML
+// ---------------------------------------------------------------------------------------------------------------
+
+/** The name of a release run: `helloworld 1`. */
+export const releaseRunName = (project: string, version: string): string => `${project} ${version}`
+
+/** The name of a generation run while it trains (unbound): `helloworld 1 · training`. */
+export const trainingRunName = (project: string, version: string): string =>
+  `${releaseRunName(project, version)} · training`
+
+/** The name of a committed generation run: `helloworld 1 · generation 3`. */
+export const generationRunName = (project: string, version: string, generation: number): string =>
+  `${releaseRunName(project, version)} · generation ${generation}`
+
+/** The description of a release run, set with the package's sha256 when the push stores it. */
+export const releaseNote = (project: string, version: string): string =>
+  `ForML release **${version}** of project **${project}**: the package is the artifact \`${ARTIFACT.package}\`; ` +
+  `its generations are the child runs.`
+
+/** The description of a committed generation run, set in the committing batch. */
+export const generationNote = (project: string, version: string, generation: number, states: number): string =>
+  `ForML generation **${generation}** of release **${version}** of project **${project}**: the tag is the artifact ` +
+  `\`${ARTIFACT.tag}\`, with ${states} state${states === 1 ? "" : "s"} (\`<state id>.bin\`).`
+
+/** Metric keys of a committed generation run: the tag's training ordinal and tuning score, where numeric. */
+export const METRIC = { ordinal: "forml.training.ordinal", score: "forml.tuning.score" } as const
+
+const numeric = (value: TomlValue): Option.Option<number> => {
+  const n = typeof value === "bigint" ? Number(value) : typeof value === "number" ? value : Number.NaN
+  return Number.isFinite(n) ? Option.some(n) : Option.none()
+}
+
+/**
+ * The metrics a committed generation run gets from its tag, one point each at step `generation`, timed by the
+ * mode's timestamp (or `fallback`, ms): the training ordinal and the tuning score when they are finite numbers.
+ * MLflow's run table, compare view and charts then show how a release's generations improved.
+ */
+export const generationMetrics = (tag: Tag, generation: number, fallback: number): ReadonlyArray<MetricPoint> => {
+  const at = (t: Option.Option<Timestamp>) => Option.match(t, { onNone: () => fallback, onSome: (x) => Timestamp.toDate(x).getTime() })
+  const point = (key: string, value: Option.Option<TomlValue>, t: Option.Option<Timestamp>) =>
+    Option.toArray(Option.map(Option.flatMap(value, numeric), (v): MetricPoint => ({ key, value: v, timestamp: at(t), step: generation })))
+  return [
+    ...point(METRIC.ordinal, tag.training.ordinal, tag.training.timestamp),
+    ...point(METRIC.score, tag.tuning.score, tag.tuning.timestamp)
+  ]
+}

@@ -19,6 +19,11 @@ export interface MlflowContractOptions {
   readonly largeArtifactBytes?: number | undefined
   /** Per-test timeout in milliseconds; default 30 000. */
   readonly timeout?: number | undefined
+  /**
+   * How the store refuses a changed param: 400 INVALID_PARAMETER_VALUE (sqlite, the default) or, as MLflow's file
+   * store does, 500 INTERNAL_ERROR; "unknown" skips the check (a real server of either backend: a 500 is retried).
+   */
+  readonly paramRefusal?: "sqlite" | "file" | "unknown" | undefined
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -524,6 +529,43 @@ export const mlflowContract = <E>(
           const bad = yield* Effect.flip(m.setTags(created.runId, [{ key: "valid.before", value: "x" }, { key: "bad key!", value: "v" }]))
           expect(bad).toMatchObject({ _tag: "InvalidInput" })
           expect(tagValue(yield* m.getRun(created.runId), "valid.before")).toBeUndefined()
+        }))
+
+      test("setTags sends metrics and params in the batch; mlflow.runName renames; a param keeps its value", () =>
+        Effect.gen(function*() {
+          const m = yield* Mlflow
+          const created = yield* run("extras")
+          const metrics = [
+            { key: "forml.tuning.score", value: 0.5, timestamp: 1_700_000_000_000, step: 1 },
+            { key: "forml.training.ordinal", value: 100, timestamp: 1_700_000_000_000, step: 1 }
+          ]
+          yield* m.setTags(created.runId, [{ key: "mlflow.runName", value: "renamed · 1" }], {
+            metrics,
+            params: [{ key: "p", value: "one" }]
+          })
+          const got = yield* m.getRun(created.runId)
+          expect(got.info.runName).toBe("renamed · 1")
+          expect(tagValue(got, "mlflow.runName")).toBe("renamed · 1")
+          // the same param value again is accepted; another one is refused, and nothing of that batch is written
+          yield* m.setTags(created.runId, [], { params: [{ key: "p", value: "one" }] })
+          const refusal = options.paramRefusal ?? "sqlite"
+          if (refusal !== "unknown") {
+            const changed = yield* Effect.flip(
+              m.setTags(created.runId, [{ key: "after.refusal", value: "x" }], { params: [{ key: "p", value: "two" }] })
+            )
+            expect(changed).toMatchObject(
+              refusal === "sqlite"
+                ? { _tag: "MlflowApiError", status: 400, errorCode: "INVALID_PARAMETER_VALUE" }
+                : { _tag: "MlflowApiError", status: 500, errorCode: "INTERNAL_ERROR" }
+            )
+            expect(tagValue(yield* m.getRun(created.runId), "after.refusal")).toBeUndefined()
+          }
+          // a bad metric key or a value JSON cannot carry is refused before anything is sent
+          for (const bad of [{ ...metrics[0]!, key: "bad key!" }, { ...metrics[0]!, value: Number.NaN }]) {
+            expect(yield* Effect.flip(m.setTags(created.runId, [{ key: "k", value: "v" }], { metrics: [bad] })))
+              .toMatchObject({ _tag: "InvalidInput" })
+          }
+          expect(tagValue(yield* m.getRun(created.runId), "k")).toBeUndefined()
         }))
 
       test("deletes and restores runs idempotently; a deleted run refuses tags and updates", () =>

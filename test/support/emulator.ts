@@ -919,6 +919,16 @@ export const startEmulator = (options: EmulatorOptions = {}): Effect.Effect<Emul
         if (tags.length + params.length + metrics.length === 0) return {}
         const e = extrasOf(runId)
         const changed = params.filter((x) => e.params.has(x.key) && e.params.get(x.key) !== x.value)
+        if (changed.length > 0 && backend === "file") {
+          // MLflow's file store raises it without an error code (2.17.2 and 3.x alike): 500 INTERNAL_ERROR
+          const x = changed[0]!
+          return yield* apiError(
+            "INTERNAL_ERROR",
+            `Changing param values is not allowed. Param with key='${x.key}' was already logged with value='${
+              e.params.get(x.key)
+            }' for run ID='${runId}'. Attempted logging new value '${x.value}'.`
+          )
+        }
         if (changed.length > 0) {
           return yield* invalid(
             `Changing param values is not allowed. Params were already logged='[${
