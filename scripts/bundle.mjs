@@ -71,7 +71,9 @@ await build({
   keepNames: true,
   define: { "import.meta.url": "import_meta_url" },
   inject: ["scripts/import-meta-url.js"],
-  plugins: [directImports()]
+  plugins: [directImports()],
+  // native (better-sqlite3) and optional (pg-native) drivers are loaded from node_modules, when a URI asks for them
+  external: ["better-sqlite3", "pg-native"]
 })
 
 await build({
