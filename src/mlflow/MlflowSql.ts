@@ -394,6 +394,12 @@ export const make = (
       ? Effect.asVoid(sql`UPDATE alembic_version SET version_num = version_num WHERE 1 = 0`)
       : Effect.void
 
+    // better-sqlite3 waits for a lock synchronously, which would stall the holder when it is in this same process:
+    // writers of one file in one process take turns here first, and only wait on sqlite for other processes
+    const inProcess = target.dialect === "sqlite" ? fileLock(target.filename) : undefined
+    const serialised = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      inProcess === undefined ? effect : inProcess.withPermits(1)(effect)
+
     const retrying = Schedule.intersect(Schedule.exponential(Duration.millis(20)).pipe(Schedule.jittered), Schedule.recurs(8))
 
     /** One write transaction, run again on a transient failure; a unique violation is `onUnique` when given. */
@@ -401,7 +407,7 @@ export const make = (
       body: Effect.Effect<A, E | SqlError>,
       onUnique?: () => E
     ): Effect.Effect<A, E | StorageError> =>
-      sql.withTransaction(Effect.zipRight(lock, body)).pipe(
+      serialised(sql.withTransaction(Effect.zipRight(lock, body))).pipe(
         Effect.retry({ schedule: retrying, while: (e) => isSqlError(e) && isTransient(e) }),
         Effect.catchIf(isSqlError, (e): Effect.Effect<never, E | StorageError> =>
           onUnique !== undefined && isUniqueViolation(e) ? Effect.fail(onUnique()) : Effect.fail(dbError(e)))
@@ -451,7 +457,7 @@ export const make = (
         yield* sql`INSERT INTO alembic_version (version_num) VALUES (${CREATED_REVISION})`
         yield* sql`INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) VALUES (0, 'Default', ${`${artifactRoot}/0`}, 'active', ${now}, ${now})`
       })
-      yield* sql.withTransaction(body).pipe(
+      yield* serialised(sql.withTransaction(body)).pipe(
         Effect.retry({ schedule: retrying, while: (e) => isSqlError(e) && isTransient(e) }),
         Effect.catchIf(isSqlError, (e) => Effect.fail(dbError(e)))
       )
@@ -829,6 +835,17 @@ export const make = (
     }
     return service
   })
+
+/** One lock per sqlite file and process (see `serialised`). */
+const fileLocks = new Map<string, Effect.Semaphore>()
+const fileLock = (filename: string): Effect.Semaphore => {
+  let lock = fileLocks.get(filename)
+  if (lock === undefined) {
+    lock = Effect.unsafeMakeSemaphore(1)
+    fileLocks.set(filename, lock)
+  }
+  return lock
+}
 
 const isSqlError = (e: unknown): e is SqlError =>
   typeof e === "object" && e !== null && "_tag" in e && (e as { readonly _tag: unknown })._tag === "SqlError"
