@@ -4,7 +4,6 @@
  * 2.17.2 creates it, the rows a lifecycle writes shaped as MLflow's, schemas refused with one line, tracking URIs.
  */
 import { NodeContext } from "@effect/platform-node"
-import Database from "better-sqlite3"
 import { Cause, Chunk, Effect, Either, Exit, Layer, Option, Stream } from "effect"
 import type { Scope } from "effect"
 import { createHash } from "node:crypto"
@@ -22,6 +21,7 @@ import { MlflowRegistry } from "../src/registry/MlflowRegistry.js"
 import { Registry } from "../src/registry/Registry.js"
 import { bytes, collect, helloworldZip, key, tagWith } from "./contract/registry.js"
 import { sharedPath } from "./support/shared.js"
+import { type Database, describeSqlite, openDb } from "./support/sqlite.js"
 
 const SAMPLE = sharedPath("mlflow-sql-sample")
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex")
@@ -38,7 +38,7 @@ const sampleCopy = (version: string, file: string, from: string, to: string): st
   mkdirSync(dir, { recursive: true })
   const db = join(dir, "copy.db")
   copyFileSync(join(SAMPLE, version, file), db)
-  const handle = new Database(db)
+  const handle = openDb(db)
   handle.prepare("UPDATE runs SET artifact_uri = replace(artifact_uri, ?, ?)").run(from, to)
   handle.prepare("UPDATE experiments SET artifact_location = replace(artifact_location, ?, ?)").run(from, to)
   handle.close()
@@ -128,7 +128,7 @@ const readAll = Effect.gen(function*() {
   return projects
 })
 
-describe("The sample databases read back as ForML wrote them", () => {
+describeSqlite("The sample databases read back as ForML wrote them", () => {
   for (const version of ["2.17.2", "3.11.2.dev0"]) {
     it(`ForML's lifecycle written by MLflow ${version}`, async () => {
       const db = sampleCopy(version, "forml-lifecycle.db", `/srv/forml-sample/${version}/`, `${SAMPLE}/${version}/`)
@@ -171,15 +171,15 @@ describe("The sample databases read back as ForML wrote them", () => {
   })
 })
 
-describe("A new database", () => {
+describeSqlite("A new database", () => {
   it("is created as MLflow 2.17.2 creates it: every table, index and row of its empty.db", async () => {
     const dir = fresh("new")
     mkdirSync(dir, { recursive: true })
     const file = join(dir, "mlflow.db")
     await run(`sqlite:///${file}`, Effect.void)
-    const ours = new Database(file, { readonly: true })
-    const theirs = new Database(join(SAMPLE, "2.17.2", "empty.db"), { readonly: true })
-    const schema = (d: Database.Database) =>
+    const ours = openDb(file, { readonly: true })
+    const theirs = openDb(join(SAMPLE, "2.17.2", "empty.db"), { readonly: true })
+    const schema = (d: Database) =>
       d.prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name").all()
     expect(schema(ours)).toEqual(schema(theirs))
     expect(ours.prepare("SELECT * FROM alembic_version").all()).toEqual([{ version_num: "f5a4f2784254" }])
@@ -207,10 +207,10 @@ describe("A new database", () => {
         yield* registry.close(project, release, key.generation(1), tagWith(sid))
       })
     )
-    const ours = new Database(file, { readonly: true })
-    const sample = new Database(join(SAMPLE, "2.17.2", "forml-lifecycle.db"), { readonly: true })
+    const ours = openDb(file, { readonly: true })
+    const sample = openDb(join(SAMPLE, "2.17.2", "forml-lifecycle.db"), { readonly: true })
     const columns = "source_type, source_name, entry_point_name, source_version, user_id, lifecycle_stage, deleted_time"
-    const shape = (d: Database.Database) => new Set(d.prepare(`SELECT ${columns} FROM runs`).all().map((r) => JSON.stringify(r)))
+    const shape = (d: Database) => new Set(d.prepare(`SELECT ${columns} FROM runs`).all().map((r) => JSON.stringify(r)))
     expect(shape(ours)).toEqual(shape(sample))
     const runs = ours.prepare(
       "SELECT r.run_uuid, r.name, r.artifact_uri, e.artifact_location FROM runs r JOIN experiments e USING (experiment_id)"
@@ -228,7 +228,7 @@ describe("A new database", () => {
     }
     expect(experiment).toEqual({ experiment_id: 1, artifact_location: `${join(temp, "artifacts")}/1` })
     // the release run carries the tags ForML's provider gave it
-    const keys = (d: Database.Database, level: string) =>
+    const keys = (d: Database, level: string) =>
       (d.prepare("SELECT t.key FROM tags t JOIN tags l ON l.run_uuid = t.run_uuid AND l.key = 'forml.level' AND l.value = ? ORDER BY t.key").all(level) as Array<{ key: string }>)
         .map((r) => r.key)
     for (const k of keys(sample, "release")) expect(keys(ours, "release")).toContain(k)
@@ -244,20 +244,20 @@ describe("A new database", () => {
       Array.from({ length: 8 }, (_, i) => run(uri, Effect.flatMap(Mlflow, (m) => m.createExperiment(`e${i}`))))
     )
     expect(new Set(names).size).toBe(8)
-    const db = new Database(join(dir, "mlflow.db"), { readonly: true })
+    const db = openDb(join(dir, "mlflow.db"), { readonly: true })
     expect(db.prepare("SELECT count(*) AS n FROM alembic_version").get()).toEqual({ n: 1 })
     expect(db.prepare("SELECT count(*) AS n FROM experiments").get()).toEqual({ n: 9 })
     db.close()
   })
 })
 
-describe("Schemas this layer cannot use are refused with one line naming the revision", () => {
-  const refused = async (prepare: (db: Database.Database) => void) => {
+describeSqlite("Schemas this layer cannot use are refused with one line naming the revision", () => {
+  const refused = async (prepare: (db: Database) => void) => {
     const dir = fresh("refused")
     mkdirSync(dir, { recursive: true })
     const file = join(dir, "mlflow.db")
     copyFileSync(join(SAMPLE, "2.17.2", "empty.db"), file)
-    const db = new Database(file)
+    const db = openDb(file)
     prepare(db)
     db.close()
     const before = readFileSync(file)
@@ -298,7 +298,7 @@ describe("Schemas this layer cannot use are refused with one line naming the rev
     const file = join(dir, "mlflow.db")
     copyFileSync(join(SAMPLE, "3.11.2.dev0", "empty.db"), file)
     const id = await run(`sqlite:///${file}`, Effect.flatMap(Mlflow, (m) => m.createExperiment("third")))
-    const db = new Database(file, { readonly: true })
+    const db = openDb(file, { readonly: true })
     expect(db.prepare("SELECT name, workspace FROM experiments WHERE experiment_id = ?").get(Number(id))).toEqual({
       name: "third",
       workspace: "default"
