@@ -267,6 +267,9 @@ const isTransient = (e: SqlError): boolean => {
     code === "40001" || code === "40P01" || errno === 1213 || errno === 1205
 }
 
+/** The first `n` code points of `s` (as Python slices and PostgreSQL counts a varchar), never half a pair. */
+const cut = (s: string, n: number): string => (s.length <= n ? s : Array.from(s).slice(0, n).join(""))
+
 const firstLine = (s: string): string => s.split("\n")[0]!.trim()
 
 const reasonOf = (e: SqlError): string => {
@@ -554,12 +557,12 @@ export const make = (
 
     const writeRunTags = (runId: string, tags: ReadonlyArray<{ readonly key: string; readonly value: string }>) =>
       Effect.gen(function*() {
-        const rows = lastWins(tags).map((t) => ({ key: t.key, value: t.value.slice(0, MAX_RUN_TAG_VALUE), run_uuid: runId }))
+        const rows = lastWins(tags).map((t) => ({ key: t.key, value: cut(t.value, MAX_RUN_TAG_VALUE), run_uuid: runId }))
         for (let i = 0; i < rows.length; i += 100) {
           yield* sql`INSERT INTO tags ${sql.insert(rows.slice(i, i + 100))} ${upsert}`
         }
         const name = rows.find((r) => r.key === "mlflow.runName")
-        if (name !== undefined) yield* sql`UPDATE runs SET name = ${name.value.slice(0, 250)} WHERE run_uuid = ${runId}`
+        if (name !== undefined) yield* sql`UPDATE runs SET name = ${cut(name.value, 250)} WHERE run_uuid = ${runId}`
       })
 
     // -- experiments --------------------------------------------------------------------------------------------
@@ -606,7 +609,7 @@ export const make = (
             const idKey = Option.getOrThrow(experimentKey(id))
             yield* sql`UPDATE experiments SET artifact_location = ${`${artifactRoot}/${id}`} WHERE experiment_id = ${idKey}`
             if (tags.length > 0) {
-              const tagRows = tags.map((t) => ({ key: t.key, value: t.value.slice(0, MAX_EXPERIMENT_TAG_VALUE), experiment_id: idKey }))
+              const tagRows = tags.map((t) => ({ key: t.key, value: cut(t.value, MAX_EXPERIMENT_TAG_VALUE), experiment_id: idKey }))
               yield* sql`INSERT INTO experiment_tags ${sql.insert(tagRows)} ${upsertExperimentTag}`
             }
             return id
@@ -697,7 +700,7 @@ export const make = (
             yield* sql`INSERT INTO runs ${
               sql.insert({
                 run_uuid: runId,
-                name: runName.slice(0, 250),
+                name: cut(runName, 250),
                 source_type: "UNKNOWN",
                 source_name: "",
                 entry_point_name: "",
