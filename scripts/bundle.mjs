@@ -72,8 +72,9 @@ await build({
   define: { "import.meta.url": "import_meta_url" },
   inject: ["scripts/import-meta-url.js"],
   plugins: [directImports()],
-  // native (better-sqlite3) and optional (pg-native) drivers are loaded from node_modules, when a URI asks for them
-  external: ["better-sqlite3", "pg-native"]
+  // The database drivers are loaded from node_modules, and only when a URI asks for one: inside the bundle they
+  // would double its size and with it every start's parse time (better-sqlite3 is native and cannot be bundled).
+  external: ["better-sqlite3", "pg", "pg-native", "pg-cursor", "pg-pool", "pg-types", "pg-connection-string", "mysql2"]
 })
 
 await build({

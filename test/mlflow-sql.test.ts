@@ -5,12 +5,16 @@
 import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { Chunk, Effect, Layer, Option, Stream } from "effect"
+import { existsSync, mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { Mlflow } from "../src/mlflow/Mlflow.js"
 import * as MlflowSql from "../src/mlflow/MlflowSql.js"
 import { mlflowContract } from "./contract/mlflow.js"
 import { registryContract } from "./contract/registry.js"
-import { startPostgres } from "./support/postgres.js"
+import { PG_PASSWORD, startPostgres } from "./support/postgres.js"
+import { mainJs, runProgram } from "./support/cli.js"
 import { sqliteMissing } from "./support/sqlite.js"
 
 /** A sqlite database in a fresh temporary directory (artifacts under it), removed with the layer. */
@@ -112,3 +116,53 @@ if (typeof pg !== "string") {
     ).pipe(Layer.provide(NodeContext.layer))
   )
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The command on database URIs
+// ---------------------------------------------------------------------------------------------------------------
+
+describe("forml-mlflow (the built command) on database URIs", () => {
+  const runCli = async (args: ReadonlyArray<string>, cwd: string) => {
+    const r = await runProgram(process.execPath, [mainJs, ...args], { cwd })
+    return { code: r.code, stdout: r.out, stderr: r.stderr }
+  }
+  const cliRun = async (uri: string, cwd: string) => {
+    const demo = await runCli(["--tracking-uri", uri, "demo"], cwd)
+    expect(demo.code, demo.stderr).toBe(0)
+    const list = await runCli(["--tracking-uri", uri, "list"], cwd)
+    expect(list.code, list.stderr).toBe(0)
+    expect(list.stdout).toMatch(/forml-demo\s+2\s+0\.2\.0/)
+    return [demo, list]
+  }
+
+  if (sqliteMissing === undefined) {
+    it("demo and list on sqlite:///mlflow.db, relative to the working directory", async () => {
+      const cwd = mkdtempSync(join(tmpdir(), "forml-sql-cli-"))
+      try {
+        await cliRun("sqlite:///mlflow.db", cwd)
+        expect(existsSync(join(cwd, "mlflow.db"))).toBe(true)
+        expect(existsSync(join(cwd, "mlruns", "1"))).toBe(true)
+      } finally {
+        rmSync(cwd, { recursive: true, force: true })
+      }
+    }, 60_000)
+  }
+
+  if (typeof pg !== "string") {
+    it("demo and list on postgresql://user:password@…, the password never printed", async () => {
+      pg.createDatabase("cli")
+      const cwd = mkdtempSync(join(tmpdir(), "forml-sql-cli-"))
+      try {
+        for (const r of await cliRun(pg.uri("cli", "postgresql+psycopg2"), cwd)) {
+          expect(r.stdout + r.stderr).not.toContain(PG_PASSWORD)
+        }
+        const wrong = await runCli(["--tracking-uri", pg.uri("nosuchdb"), "list"], cwd)
+        expect(wrong.code).toBe(1)
+        expect(wrong.stderr).toMatch(/^error: storage error at postgresql:\/\/[^\n]*nosuchdb/)
+        expect(wrong.stdout + wrong.stderr).not.toContain(PG_PASSWORD)
+      } finally {
+        rmSync(cwd, { recursive: true, force: true })
+      }
+    }, 60_000)
+  }
+})
