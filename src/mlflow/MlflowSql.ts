@@ -737,7 +737,13 @@ export const make = (
             : options.viewType === "DELETED_ONLY"
             ? ["deleted"]
             : ["active"]
-          const runs = yield* (runsWhere(sql`r.experiment_id IN ${sql.in(keys)} AND r.lifecycle_stage IN ${sql.in(views)}`))
+          // a tag equality narrows the rows read (the shared rules below still decide, as the other stores do)
+          const narrowing = filter.clauses.filter((c) => c.kind === "tag" && c.comparator === "=").map((c) =>
+            sql` AND EXISTS (SELECT 1 FROM tags x WHERE x.run_uuid = r.run_uuid AND x.${key} = ${c.key} AND x.value = ${c.value})`
+          )
+          const runs = yield* runsWhere(
+            sql`r.experiment_id IN ${sql.in(keys)} AND r.lifecycle_stage IN ${sql.in(views)}${sql.join("", false)(narrowing)}`
+          )
           const experimentIds = keys.map(String)
           return Stream.fromIterable(selectRuns(runs, runAccess, { experimentIds, viewType: options.viewType, filter, order }))
         })
