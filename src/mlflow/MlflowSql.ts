@@ -71,7 +71,7 @@ import {
   validateTags
 } from "./semantics.js"
 import type { RunAccess } from "./semantics.js"
-import { CREATED_REVISION, POSTGRES_DDL, SQLITE_DDL } from "./sql/ddl.js"
+import * as Schema from "./sql/schema.js"
 import * as SqlUri from "./sql/uri.js"
 import type { Dialect, SqlTarget } from "./sql/uri.js"
 
@@ -94,33 +94,6 @@ export interface MlflowSqlOptions {
 export const MAX_RUN_TAG_VALUE = 8000
 export const MAX_EXPERIMENT_TAG_VALUE = 5000
 const MAX_EXPERIMENT_NAME = 256
-
-/** What must be there for this layer to work, per table (the columns it reads or writes). */
-const REQUIRED: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
-  ["experiments", ["experiment_id", "name", "artifact_location", "lifecycle_stage", "creation_time", "last_update_time"]],
-  ["experiment_tags", ["key", "value", "experiment_id"]],
-  [
-    "runs",
-    [
-      "run_uuid",
-      "name",
-      "source_type",
-      "source_name",
-      "entry_point_name",
-      "user_id",
-      "status",
-      "start_time",
-      "end_time",
-      "source_version",
-      "lifecycle_stage",
-      "artifact_uri",
-      "experiment_id",
-      "deleted_time"
-    ]
-  ],
-  ["tags", ["key", "value", "run_uuid"]],
-  ["alembic_version", ["version_num"]]
-]
 
 // ---------------------------------------------------------------------------------------------------------------
 // Artifacts: the one place a run's artifact URI meets a store
@@ -405,90 +378,24 @@ export const make = (
 
     const retrying = Schedule.intersect(Schedule.exponential(Duration.millis(20)).pipe(Schedule.jittered), Schedule.recurs(8))
 
-    /** One write transaction, run again on a transient failure; a unique violation is `onUnique` when given. */
-    const write = <A, E>(
+    /** One transaction, run again on a transient failure; a unique violation is `onUnique` when given. */
+    const transaction = <A, E>(
       body: Effect.Effect<A, E | SqlError>,
       onUnique?: () => E
     ): Effect.Effect<A, E | StorageError> =>
-      serialised(sql.withTransaction(Effect.zipRight(lock, body))).pipe(
+      serialised(sql.withTransaction(body)).pipe(
         Effect.retry({ schedule: retrying, while: (e) => isSqlError(e) && isTransient(e) }),
         Effect.catchIf(isSqlError, (e): Effect.Effect<never, E | StorageError> =>
           onUnique !== undefined && isUniqueViolation(e) ? Effect.fail(onUnique()) : Effect.fail(dbError(e)))
       )
 
-    // -- schema -------------------------------------------------------------------------------------------------
+    /** One write transaction (on sqlite holding the write lock from its start). */
+    const write = <A, E>(body: Effect.Effect<A, E | SqlError>, onUnique?: () => E): Effect.Effect<A, E | StorageError> =>
+      transaction(Effect.zipRight(lock, body), onUnique)
 
-    const listTables = q(
-      dialect === "sqlite"
-        ? sql<{ readonly name: string }>`SELECT name FROM sqlite_master WHERE type = 'table'`
-        : dialect === "pg"
-        ? sql<{ readonly name: string }>`SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()`
-        : sql<{ readonly name: string }>`SELECT table_name AS name FROM information_schema.tables WHERE table_schema = DATABASE()`
-    ).pipe(Effect.map((rows) => new Set(rows.map((r) => r.name))))
+    // -- schema: checked, or created when the database holds no table ------------------------------------------
 
-    const quote = (name: string) => (dialect === "mysql" ? `\`${name}\`` : `"${name}"`)
-
-    const readRevision = sql<{ readonly version_num: string }>`SELECT version_num FROM alembic_version`.pipe(
-      Effect.map((rows) => (rows.length === 0 ? "none" : rows.map((r) => r.version_num).join(","))),
-      Effect.orElseSucceed(() => "none")
-    )
-
-    const create = Effect.gen(function*() {
-      if (dialect === "mysql") {
-        return yield* storageError(
-          target,
-          "the database holds no MLflow schema; create it with `mlflow db upgrade <uri>` of the MLflow version that serves it"
-        )
-      }
-      const now = yield* Clock.currentTimeMillis
-      const body = Effect.gen(function*() {
-        if (dialect === "sqlite") {
-          // the first statement takes the write lock; another process that created the schema meanwhile wins
-          yield* sql.unsafe(SQLITE_DDL.find((s) => s.startsWith("CREATE TABLE alembic_version"))!.replace(
-            "CREATE TABLE alembic_version",
-            "CREATE TABLE IF NOT EXISTS alembic_version"
-          ))
-        } else {
-          yield* sql`SELECT pg_advisory_xact_lock(7271957)`
-        }
-        const tables = yield* Effect.mapError(listTables, (e) => e)
-        if (tables.has("experiments")) return
-        for (const statement of dialect === "sqlite" ? SQLITE_DDL : POSTGRES_DDL) {
-          if (dialect === "sqlite" && statement.startsWith("CREATE TABLE alembic_version")) continue
-          yield* sql.unsafe(statement)
-        }
-        yield* sql`INSERT INTO alembic_version (version_num) VALUES (${CREATED_REVISION})`
-        yield* sql`INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) VALUES (0, 'Default', ${`${artifactRoot}/0`}, 'active', ${now}, ${now})`
-      })
-      yield* serialised(sql.withTransaction(body)).pipe(
-        Effect.retry({ schedule: retrying, while: (e) => isSqlError(e) && isTransient(e) }),
-        Effect.catchIf(isSqlError, (e) => Effect.fail(dbError(e)))
-      )
-    })
-
-    const check = Effect.gen(function*() {
-      const revision = yield* readRevision
-      for (const [table, columns] of REQUIRED) {
-        const missing: Array<string> = []
-        const all = yield* Effect.either(sql.unsafe(`SELECT ${columns.map(quote).join(", ")} FROM ${table} WHERE 1 = 0`))
-        if (Either.isRight(all)) continue
-        for (const column of columns) {
-          const one = yield* Effect.either(sql.unsafe(`SELECT ${quote(column)} FROM ${table} WHERE 1 = 0`))
-          if (Either.isLeft(one)) missing.push(column)
-        }
-        const what = missing.length === columns.length ? `no ${table} table` : `${table} lacks ${missing.join(", ")}`
-        return yield* storageError(
-          target,
-          `unsupported MLflow schema at alembic revision ${revision}: ${what} (MLflow 2.x/3.x tracking databases are supported; upgrade with 'mlflow db upgrade')`
-        )
-      }
-      // MLflow 3 keeps experiments per workspace; without workspaces enabled everything is in 'default'
-      return Either.isRight(yield* Effect.either(sql`SELECT workspace FROM experiments WHERE 1 = 0`))
-    })
-
-    const tables = yield* listTables
-    if (tables.size === 0) yield* create
-    const workspaced = yield* check
+    const { workspaced } = yield* Schema.open({ sql, target, artifactRoot, transaction, error: dbError })
     const inWorkspace = (alias: string) => sql.literal(workspaced ? ` AND ${alias}.workspace = 'default'` : "")
 
     // -- ids ----------------------------------------------------------------------------------------------------
