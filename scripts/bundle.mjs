@@ -71,7 +71,10 @@ await build({
   keepNames: true,
   define: { "import.meta.url": "import_meta_url" },
   inject: ["scripts/import-meta-url.js"],
-  plugins: [directImports()]
+  plugins: [directImports()],
+  // The database drivers are loaded from node_modules, and only when a URI asks for one: inside the bundle they
+  // would double its size and with it every start's parse time (better-sqlite3 is native and cannot be bundled).
+  external: ["better-sqlite3", "pg", "pg-native", "pg-cursor", "pg-pool", "pg-types", "pg-connection-string", "mysql2"]
 })
 
 await build({

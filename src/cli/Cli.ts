@@ -45,7 +45,7 @@ import {
 export const globalOptions = {
   trackingUri: Options.text("tracking-uri").pipe(
     Options.withDescription(
-      "The MLflow store: an http(s):// server, a file: URI or a local path (default: MLFLOW_TRACKING_URI, else ./mlruns)"
+      "The MLflow store: an http(s):// server, a sqlite:///, postgresql:// or mysql:// database, a file: URI or a local path (default: MLFLOW_TRACKING_URI, else ./mlruns)"
     ),
     Options.optional
   ),

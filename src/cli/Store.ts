@@ -1,6 +1,7 @@
 /**
  * Which store the command works on: the tracking URI (option, else MLFLOW_TRACKING_URI, else ./mlruns) turned
- * into the Mlflow layer for it (MlflowFileStore for paths and `file:` URIs, MlflowHttp for http(s) servers).
+ * into the Mlflow layer for it (MlflowFileStore for paths and `file:` URIs, MlflowHttp for http(s) servers,
+ * MlflowSql for `sqlite:`, `postgresql:` and `mysql:` databases).
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
@@ -12,17 +13,20 @@ import { InvalidInput } from "../errors.js"
 import type { CredentialsFileError, StorageError } from "../errors.js"
 import type { Mlflow } from "../mlflow/Mlflow.js"
 import * as MlflowFileStore from "../mlflow/MlflowFileStore.js"
+import * as SqlUri from "../mlflow/sql/uri.js"
 
 /** Where the registry lives. */
 export type Target =
   | { readonly _tag: "FileStore"; readonly root: string }
   | { readonly _tag: "Http"; readonly uri: string }
+  | { readonly _tag: "Sql"; readonly uri: string }
 
 export const DEFAULT_ROOT = "./mlruns"
 
 /**
- * Reads a tracking URI: `http:`/`https:` is a server; `file:` URIs (`file:///abs`, `file:rel`) and plain paths are
- * file stores (relative to `cwd`). Any other scheme is refused.
+ * Reads a tracking URI: `http:`/`https:` is a server; `sqlite:`, `postgresql:` and `mysql:` URIs (as SQLAlchemy
+ * writes them) are databases; `file:` URIs (`file:///abs`, `file:rel`) and plain paths are file stores (relative to
+ * `cwd`). Any other scheme is refused.
  */
 export const parseTarget = (uri: string, cwd: string = process.cwd()): Either.Either<Target, InvalidInput> => {
   const bad = (reason: string) =>
@@ -30,6 +34,9 @@ export const parseTarget = (uri: string, cwd: string = process.cwd()): Either.Ei
   const trimmed = uri.trim()
   if (trimmed === "") return bad("empty")
   if (/^https?:\/\//i.test(trimmed)) return Either.right({ _tag: "Http", uri: trimmed })
+  if (SqlUri.isDatabaseUri(trimmed)) {
+    return Either.map(SqlUri.parse(trimmed, cwd), (): Target => ({ _tag: "Sql", uri: trimmed }))
+  }
   if (/^file:/i.test(trimmed)) {
     if (/^file:\/\//i.test(trimmed)) {
       try {
@@ -43,7 +50,7 @@ export const parseTarget = (uri: string, cwd: string = process.cwd()): Either.Ei
   }
   // a Windows drive letter is a path, any other `scheme:` is not something this command can reach
   if (/^[a-z][a-z0-9+.-]+:/i.test(trimmed)) {
-    return bad("only http:, https:, file: URIs and local paths are supported")
+    return bad("only http:, https:, file:, sqlite:, postgresql:, mysql: URIs and local paths are supported")
   }
   return Either.right({ _tag: "FileStore", root: nodePath.resolve(cwd, trimmed) })
 }
@@ -57,7 +64,11 @@ export const trackingUri = (
 
 /** How a target reads in messages, without credentials. */
 export const describeTarget = (target: Target): string =>
-  target._tag === "FileStore" ? target.root : target.uri.replace(/\/\/[^/@]*@/, "//")
+  target._tag === "FileStore"
+    ? target.root
+    : target._tag === "Sql"
+    ? SqlUri.redactUri(target.uri)
+    : target.uri.replace(/\/\/[^/@]*@/, "//")
 
 /** What the stores need of the platform (not all of NodeContext: its process and worker modules cost a start). */
 const platform = Layer.merge(NodeFileSystem.layer, NodePath.layer)
@@ -71,6 +82,13 @@ export const layer = (
 ): Layer.Layer<Mlflow, StorageError | InvalidInput | ConfigError.ConfigError | CredentialsFileError> => {
   if (target._tag === "FileStore") {
     return MlflowFileStore.layer({ root: target.root }).pipe(Layer.provide(platform))
+  }
+  if (target._tag === "Sql") {
+    // loaded on demand, and with it the one database driver the URI names
+    const uri = target.uri
+    return Layer.unwrapEffect(
+      Effect.map(Effect.promise(() => import("../mlflow/MlflowSql.js")), (MlflowSql) => MlflowSql.layer({ uri }))
+    ).pipe(Layer.provide(platform))
   }
   const provider = ConfigProvider.fromMap(new Map([["MLFLOW_TRACKING_URI", target.uri]])).pipe(
     ConfigProvider.orElse(() => ConfigProvider.fromEnv())

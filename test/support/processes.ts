@@ -58,6 +58,8 @@ const bundle = (name: string, entry: string): Promise<string> => {
         format: "esm",
         target: "node20",
         logLevel: "silent",
+        // the native sqlite driver (and pg's optional native one) load from node_modules
+        external: ["better-sqlite3", "pg-native"],
         // CommonJS dependencies bundled into ESM need a require of their own
         banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" }
       })

@@ -14,6 +14,8 @@ import { StateId } from "../../src/asset/StateId.js"
 import { Tag, Timestamp } from "../../src/asset/Tag.js"
 import * as MlflowFileStore from "../../src/mlflow/MlflowFileStore.js"
 import * as MlflowHttp from "../../src/mlflow/MlflowHttp.js"
+import { Mlflow } from "../../src/mlflow/Mlflow.js"
+import * as MlflowSql from "../../src/mlflow/MlflowSql.js"
 import * as Directory from "../../src/registry/Directory.js"
 import { MlflowRegistry } from "../../src/registry/MlflowRegistry.js"
 import { Registry } from "../../src/registry/Registry.js"
@@ -27,10 +29,15 @@ export type Step =
   | { readonly op: "write"; readonly states: number; readonly size: number }
   /** Waits until killed. */
   | { readonly op: "hang" }
+  /** Sets batches of 50 new run tags (`b<i>.k<j>`) on one fresh run, one transaction each, until killed. */
+  | { readonly op: "batches" }
 
 export interface Plan {
-  /** `http`: MlflowHttp from MLflow's environment variables; `file`: a file store at `root`. */
-  readonly store: { readonly kind: "http" } | { readonly kind: "file"; readonly root: string }
+  /** `http`: MlflowHttp from MLflow's environment variables; `file`: a file store at `root`; `sql`: a database URI. */
+  readonly store:
+    | { readonly kind: "http" }
+    | { readonly kind: "file"; readonly root: string }
+    | { readonly kind: "sql"; readonly uri: string }
   readonly repoid: string
   readonly project: string
   readonly release: string
@@ -44,6 +51,7 @@ export type Event =
   | { readonly event: "wrote"; readonly states: ReadonlyArray<readonly [string, string]> }
   | { readonly event: "committed"; readonly generation: number; readonly states: ReadonlyArray<readonly [string, string]> }
   | { readonly event: "hang" }
+  | { readonly event: "batch"; readonly runId: string; readonly batch: number }
   | { readonly event: "done" }
   | { readonly event: "error"; readonly tag: string; readonly message: string }
 
@@ -85,6 +93,17 @@ const run = (plan: Plan) =>
         case "hang": {
           yield* emit({ event: "hang" })
           yield* Effect.never
+          break
+        }
+        case "batches": {
+          const mlflow = yield* Mlflow
+          const experimentId = yield* mlflow.createExperiment(`batches-${process.pid}-${Date.now()}`)
+          const created = yield* mlflow.createRun({ experimentId })
+          for (let batch = 0;; batch++) {
+            const tags = Array.from({ length: 50 }, (_, j) => ({ key: `b${batch}.k${j}`, value: `${batch}` }))
+            yield* mlflow.setTags(created.runId, tags)
+            yield* emit({ event: "batch", runId: created.runId, batch })
+          }
         }
       }
     }
@@ -94,6 +113,8 @@ const run = (plan: Plan) =>
 const main = (plan: Plan) => {
   const mlflow = plan.store.kind === "http"
     ? MlflowHttp.layerConfigNode()
+    : plan.store.kind === "sql"
+    ? MlflowSql.layer({ uri: plan.store.uri }).pipe(Layer.provide(NodeContext.layer))
     : MlflowFileStore.layer({ root: plan.store.root })
   const layer = MlflowRegistry.layer({ repoid: plan.repoid }).pipe(
     Layer.provideMerge(mlflow),
