@@ -38,6 +38,18 @@ const MLFLOW_REGISTRY_TABLES = [
     \`key\` VARCHAR(250) NOT NULL, value VARCHAR(8000), run_uuid VARCHAR(32) NOT NULL,
     CONSTRAINT tag_pk PRIMARY KEY (\`key\`, run_uuid), FOREIGN KEY(run_uuid) REFERENCES runs (run_uuid))`,
   "CREATE INDEX index_tags_run_uuid ON tags (run_uuid)",
+  `CREATE TABLE params (
+    \`key\` VARCHAR(250) NOT NULL, value VARCHAR(8000) NOT NULL, run_uuid VARCHAR(32) NOT NULL,
+    CONSTRAINT param_pk PRIMARY KEY (\`key\`, run_uuid), FOREIGN KEY(run_uuid) REFERENCES runs (run_uuid))`,
+  `CREATE TABLE metrics (
+    \`key\` VARCHAR(250) NOT NULL, value DOUBLE NOT NULL, timestamp BIGINT NOT NULL, run_uuid VARCHAR(32) NOT NULL,
+    step BIGINT DEFAULT '0' NOT NULL, is_nan BOOL DEFAULT '0' NOT NULL,
+    CONSTRAINT metric_pk PRIMARY KEY (\`key\`, timestamp, step, run_uuid, value, is_nan),
+    FOREIGN KEY(run_uuid) REFERENCES runs (run_uuid))`,
+  `CREATE TABLE latest_metrics (
+    \`key\` VARCHAR(250) NOT NULL, value DOUBLE NOT NULL, timestamp BIGINT, step BIGINT NOT NULL, is_nan BOOL NOT NULL,
+    run_uuid VARCHAR(32) NOT NULL, CONSTRAINT latest_metric_pk PRIMARY KEY (\`key\`, run_uuid),
+    FOREIGN KEY(run_uuid) REFERENCES runs (run_uuid))`,
   "INSERT INTO alembic_version (version_num) VALUES ('f5a4f2784254')",
   // as MLflow makes the Default experiment on MySQL: id 0 needs NO_AUTO_VALUE_ON_ZERO
   "SET @@SESSION.sql_mode = 'NO_AUTO_VALUE_ON_ZERO'",

@@ -48,6 +48,7 @@ import {
   Run,
   RunInfo,
   validateArtifactPath,
+  validateExtras,
   validateTagKey
 } from "./Mlflow.js"
 import type {
@@ -55,6 +56,8 @@ import type {
   ArtifactSource,
   CreateRunOptions,
   LifecycleStage,
+  LogBatchExtras,
+  MetricPoint,
   RunStatus,
   SearchExperimentsOptions,
   SearchRunsOptions,
@@ -92,6 +95,8 @@ export interface MlflowSqlOptions {
 
 /** The longest tag values the 2.17.2 schema keeps (runs' `tags.value`, `experiment_tags.value`). */
 export const MAX_RUN_TAG_VALUE = 8000
+/** MLflow's limit on a param value (`MAX_PARAM_VAL_LENGTH`): a longer one is refused, not cut. */
+export const MAX_PARAM_VALUE = 6000
 export const MAX_EXPERIMENT_TAG_VALUE = 5000
 const MAX_EXPERIMENT_NAME = 256
 
@@ -656,14 +661,100 @@ export const make = (
         })
       ).pipe(Stream.withSpan("MlflowSql.searchRuns"))
 
-    const setTags = (runId: string, tags: ReadonlyArray<{ readonly key: string; readonly value: string }>) =>
+    /**
+     * Params as MLflow's SQL store logs them: a key already logged with the same value is left as it is, another
+     * value is refused (400 INVALID_PARAMETER_VALUE), which fails the whole transaction.
+     */
+    const writeParams = (runId: string, params: ReadonlyArray<{ readonly key: string; readonly value: string }>) =>
+      Effect.gen(function*() {
+        if (params.length === 0) return
+        const given = lastWins(params)
+        const existing = yield* sql<{ readonly key: string; readonly value: string }>`SELECT ${key} AS ${
+          sql("key")
+        }, value FROM params WHERE run_uuid = ${runId} AND ${key} IN ${sql.in(given.map((p) => p.key))}`
+        const logged = new Map(existing.map((r) => [r.key, r.value]))
+        const changed = given.find((p) => logged.has(p.key) && logged.get(p.key) !== p.value)
+        if (changed !== undefined) {
+          return yield* Effect.fail(
+            new MlflowApiError({
+              status: 400,
+              errorCode: "INVALID_PARAMETER_VALUE",
+              detail: `Changing param values is not allowed. Param with key='${changed.key}' was already logged with ` +
+                `value='${logged.get(changed.key)}' for run ID='${runId}'. Attempted logging new value '${changed.value}'.`
+            })
+          )
+        }
+        const fresh = given.filter((p) => !logged.has(p.key))
+          .map((p) => ({ key: p.key, value: p.value, run_uuid: runId }))
+        if (fresh.length > 0) yield* sql`INSERT INTO params ${sql.insert(fresh)}`
+      })
+
+    /** Metrics as MLflow's SQL store logs them: every point kept once, `latest_metrics` the greatest (step, timestamp, value). */
+    const writeMetrics = (runId: string, metrics: ReadonlyArray<MetricPoint>) =>
+      Effect.gen(function*() {
+        if (metrics.length === 0) return
+        const nan = dialect === "pg" ? false : 0
+        const ignore = dialect === "mysql" ? sql.literal("") : sql.literal("ON CONFLICT DO NOTHING")
+        const insert = dialect === "mysql" ? sql.literal("INSERT IGNORE INTO") : sql.literal("INSERT INTO")
+        for (const m of metrics) {
+          yield* sql`${insert} metrics ${
+            sql.insert({ key: m.key, value: m.value, timestamp: m.timestamp, run_uuid: runId, step: m.step, is_nan: nan })
+          } ${ignore}`
+        }
+        const latest = new Map<string, MetricPoint>()
+        const later = (a: MetricPoint, b: { readonly step: number; readonly timestamp: number; readonly value: number }) =>
+          a.step !== b.step ? a.step > b.step : a.timestamp !== b.timestamp ? a.timestamp > b.timestamp : a.value > b.value
+        for (const m of metrics) {
+          const seen = latest.get(m.key)
+          if (seen === undefined || later(m, seen)) latest.set(m.key, m)
+        }
+        const stored = yield* sql<{ readonly key: string; readonly value: number; readonly timestamp: number; readonly step: number }>`SELECT ${key} AS ${
+          sql("key")
+        }, value, timestamp, step FROM latest_metrics WHERE run_uuid = ${runId} AND ${key} IN ${sql.in([...latest.keys()])}`
+        const current = new Map(stored.map((r) => [r.key, { step: Number(r.step), timestamp: Number(r.timestamp), value: Number(r.value) }]))
+        for (const m of latest.values()) {
+          const was = current.get(m.key)
+          if (was === undefined) {
+            yield* sql`INSERT INTO latest_metrics ${
+              sql.insert({ key: m.key, value: m.value, timestamp: m.timestamp, step: m.step, is_nan: nan, run_uuid: runId })
+            }`
+          } else if (later(m, was)) {
+            yield* sql`UPDATE latest_metrics SET value = ${m.value}, timestamp = ${m.timestamp}, step = ${m.step}, is_nan = ${nan} WHERE run_uuid = ${runId} AND ${key} = ${m.key}`
+          }
+        }
+      })
+
+    const setTags = (
+      runId: string,
+      tags: ReadonlyArray<{ readonly key: string; readonly value: string }>,
+      extras?: LogBatchExtras
+    ) =>
       Effect.gen(function*() {
         yield* validateTags(tags)
-        if (tags.length === 0) {
+        yield* validateExtras(extras)
+        const params = extras?.params ?? []
+        const long = params.find((p) => p.value.length > MAX_PARAM_VALUE)
+        if (long !== undefined) {
+          return yield* new InvalidInput({
+            kind: "Param",
+            input: long.key,
+            reason: `its value is longer than MLflow's ${MAX_PARAM_VALUE} characters`
+          })
+        }
+        const metrics = extras?.metrics ?? []
+        if (tags.length === 0 && params.length === 0 && metrics.length === 0) {
           yield* getRun(runId)
           return
         }
-        yield* write(Effect.zipRight(activeRunInTx(runId), writeRunTags(runId, tags)))
+        // MLflow's log-batch order: params, metrics, tags; a refused param writes nothing of the batch
+        yield* write(
+          Effect.gen(function*() {
+            yield* activeRunInTx(runId)
+            yield* writeParams(runId, params)
+            yield* writeMetrics(runId, metrics)
+            if (tags.length > 0) yield* writeRunTags(runId, tags)
+          })
+        )
       })
 
     const setTag = (runId: string, key: string, value: string) =>
@@ -740,7 +831,7 @@ export const make = (
       getRun,
       searchRuns,
       setTag,
-      setTags: (runId, tags) => setTags(runId, tags).pipe(Effect.withSpan("MlflowSql.setTags")),
+      setTags: (runId, tags, extras) => setTags(runId, tags, extras).pipe(Effect.withSpan("MlflowSql.setTags")),
       deleteRun: (runId) => setRunStage(runId, "deleted").pipe(Effect.withSpan("MlflowSql.deleteRun")),
       restoreRun: (runId) => setRunStage(runId, "active").pipe(Effect.withSpan("MlflowSql.restoreRun")),
       updateRun,

@@ -34,6 +34,9 @@ export const REQUIRED: ReadonlyArray<readonly [string, ReadonlyArray<string>]> =
     ]
   ],
   ["tags", ["key", "value", "run_uuid"]],
+  ["params", ["key", "value", "run_uuid"]],
+  ["metrics", ["key", "value", "timestamp", "run_uuid", "step", "is_nan"]],
+  ["latest_metrics", ["key", "value", "timestamp", "step", "is_nan", "run_uuid"]],
   ["alembic_version", ["version_num"]]
 ]
 
