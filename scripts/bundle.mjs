@@ -71,7 +71,10 @@ await build({
   keepNames: true,
   define: { "import.meta.url": "import_meta_url" },
   inject: ["scripts/import-meta-url.js"],
-  plugins: [directImports()]
+  plugins: [directImports()],
+  // the object stores' SDKs stay out of the bundle: they are optional peer dependencies, required from node_modules
+  // only when a run's artifact URI is s3://, wasbs:// or gs:// (their modules are lazily initialised in the bundle)
+  external: ["@aws-sdk/*", "@azure/*", "@google-cloud/*"]
 })
 
 await build({

@@ -5,7 +5,7 @@
  * MlflowHttp on the test server handing out `s3://` artifact URIs (as `--no-serve-artifacts`).
  */
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Chunk, ConfigProvider, Effect, Either, Layer, Redacted, Stream } from "effect"
 import { createHash } from "node:crypto"
 import { writeFileSync } from "node:fs"
@@ -16,7 +16,7 @@ import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import { MlflowRegistry } from "../src/registry/MlflowRegistry.js"
 import { registryContract } from "./contract/registry.js"
 import { startEmulator } from "./support/emulator.js"
-import { startFaultProxy, startS3rver } from "./support/objectstores.js"
+import { shared, startFaultProxy, startS3rver } from "./support/objectstores.js"
 
 const BUCKET = "forml-artifacts"
 const text = (s: string) => new TextEncoder().encode(s)
@@ -36,13 +36,17 @@ const bytesOf = (size: number, seed = 7): Uint8Array => {
 const MiB = 1024 * 1024
 const uniqueRoot = () => `s3://${BUCKET}/mlruns/${Math.random().toString(36).slice(2, 10)}/artifacts`
 
+/** One s3rver for the file; tests keep apart by unique prefixes. */
+const s3rver = shared(startS3rver([BUCKET]))
+afterAll(s3rver.close)
+
 const resolver = (options: ArtifactStore.ObjectStoreOptions) =>
   Effect.provide(ArtifactStore.makeResolver(options), NodeContext.layer)
 
 describe("S3 artifact store on s3rver", () => {
   it.scoped("round-trips bytes, files and streams (an empty one too), lists one level with sizes, deletes", () =>
     Effect.gen(function*() {
-      const s3 = yield* startS3rver([BUCKET])
+      const s3 = yield* s3rver.get
       const store = yield* (yield* resolver(s3.options())).resolve(uniqueRoot())
       const file = join(s3.directory, "..", `forml-s3-src-${process.pid}.bin`)
       writeFileSync(file, text("from a file"))
@@ -85,7 +89,7 @@ describe("S3 artifact store on s3rver", () => {
 
   it.scoped("a large artifact goes in parts (part size lowered to S3's 5 MiB minimum) and reads back whole", () =>
     Effect.gen(function*() {
-      const s3 = yield* startS3rver([BUCKET])
+      const s3 = yield* s3rver.get
       const proxy = yield* startFaultProxy(s3.endpoint)
       const options = s3.options(proxy.url)
       const store = yield* (yield* resolver({ s3: { ...options.s3, partSize: 5 * MiB, queueSize: 2 } })).resolve(
@@ -104,7 +108,7 @@ describe("S3 artifact store on s3rver", () => {
 
   it.scoped("a refused part fails the upload with a typed error, aborts the multipart upload, commits nothing", () =>
     Effect.gen(function*() {
-      const s3 = yield* startS3rver([BUCKET])
+      const s3 = yield* s3rver.get
       const proxy = yield* startFaultProxy(s3.endpoint)
       const store = yield* (yield* resolver({ s3: { ...s3.options(proxy.url).s3, partSize: 5 * MiB } })).resolve(
         uniqueRoot()
@@ -129,7 +133,7 @@ describe("S3 artifact store on s3rver", () => {
 
   it.scoped("a dropped connection is retried: the part is sent again and the artifact is whole", () =>
     Effect.gen(function*() {
-      const s3 = yield* startS3rver([BUCKET])
+      const s3 = yield* s3rver.get
       const proxy = yield* startFaultProxy(s3.endpoint)
       const store = yield* (yield* resolver({ s3: { ...s3.options(proxy.url).s3, partSize: 5 * MiB } })).resolve(
         uniqueRoot()
@@ -144,7 +148,7 @@ describe("S3 artifact store on s3rver", () => {
 
   it.scoped("a missing bucket, a denied request and missing credentials are one-line errors without secrets", () =>
     Effect.gen(function*() {
-      const s3 = yield* startS3rver([BUCKET])
+      const s3 = yield* s3rver.get
       const proxy = yield* startFaultProxy(s3.endpoint)
       const secret = "s3cr3t-never-printed"
       const options: ArtifactStore.ObjectStoreOptions = {
@@ -187,7 +191,7 @@ describe("S3 artifact store on s3rver", () => {
 
   it.scoped("reads MLflow's variables: MLFLOW_S3_ENDPOINT_URL, MLFLOW_S3_UPLOAD_EXTRA_ARGS (checked JSON)", () =>
     Effect.gen(function*() {
-      const s3 = yield* startS3rver([BUCKET])
+      const s3 = yield* s3rver.get
       const proxy = yield* startFaultProxy(s3.endpoint)
       const saved = { ...process.env }
       try {
@@ -245,8 +249,8 @@ const fast = { backoffFactor: 0, backoffJitter: 0 } as const
 /** MlflowHttp on the test server run as `--no-serve-artifacts --default-artifact-root s3://forml-artifacts/mlruns`. */
 const directS3 = Layer.unwrapScoped(
   Effect.gen(function*() {
-    const s3 = yield* startS3rver([BUCKET])
-    const emulator = yield* startEmulator({ artifactRoot: `s3://${BUCKET}/mlruns` })
+    const s3 = yield* s3rver.get
+    const emulator = yield* startEmulator({ artifactRoot: `s3://${BUCKET}/${Math.random().toString(36).slice(2)}` })
     return MlflowHttp.layer({ trackingUri: emulator.url, ...fast, artifactStores: s3.options() })
   })
 ).pipe(Layer.provide(platform))
@@ -256,7 +260,7 @@ registryContract("MlflowHttp + emulator in direct mode, artifacts in S3 (s3rver)
 describe("MlflowRegistry on a direct-mode server: the artifacts are in the bucket, not on the server", () => {
   it.scoped("a pushed package and a trained generation are objects under the run's s3:// artifact URI", () =>
     Effect.gen(function*() {
-      const s3 = yield* startS3rver([BUCKET])
+      const s3 = yield* s3rver.get
       const emulator = yield* startEmulator({ artifactRoot: `s3://${BUCKET}/mlruns` })
       const layer = MlflowHttp.layer({ trackingUri: emulator.url, ...fast, artifactStores: s3.options() }).pipe(
         Layer.provide(platform)

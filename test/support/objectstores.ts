@@ -3,7 +3,7 @@
  * Blob) as a child process, each on a free loopback port over a temporary directory; and a fault proxy to put in front
  * of either (refuse a request, drop a connection) with a log of what passed.
  */
-import { Effect, Redacted, type Scope } from "effect"
+import { Effect, Exit, Redacted, Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import * as Http from "node:http"
@@ -116,7 +116,7 @@ export const startAzurite: Effect.Effect<AzureServer, Error, Scope.Scope> = Effe
     let output = ""
     const onData = (chunk: Buffer) => {
       output += chunk.toString()
-      if (output.includes("successfully listening")) resume(Effect.void)
+      if (/successfully listen/.test(output)) resume(Effect.void)
     }
     child.stdout?.on("data", onData)
     child.stderr?.on("data", (chunk: Buffer) => {
@@ -218,3 +218,27 @@ export const startFaultProxy = (target: string): Effect.Effect<FaultProxy, never
       requests: () => log
     }
   })
+
+// ---------------------------------------------------------------------------------------------------------------
+// One server for a whole test file
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * A server started once for a test file (on first use) and stopped by `close` (an `afterAll`), so that every test
+ * of a contract suite does not pay for its start; tests keep apart by unique key prefixes.
+ */
+export const shared = <A, E>(start: Effect.Effect<A, E, Scope.Scope>) => {
+  let scope: Scope.CloseableScope | undefined
+  let started: Promise<A> | undefined
+  return {
+    get: Effect.suspend((): Effect.Effect<A> => {
+      if (started === undefined) {
+        scope = Effect.runSync(Scope.make())
+        started = Effect.runPromise(Effect.orDie(Scope.extend(start, scope)))
+      }
+      const running = started
+      return Effect.promise(() => running)
+    }),
+    close: (): Promise<void> => (scope === undefined ? Promise.resolve() : Effect.runPromise(Scope.close(scope, Exit.void)))
+  }
+}
