@@ -14,7 +14,15 @@ import { concatBytes } from "../src/mlflow/Mlflow.js"
 import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import { registryContract } from "./contract/registry.js"
 import { startEmulator } from "./support/emulator.js"
-import { AZURITE_ACCOUNT, type AzureServer, shared, startAzurite, startFaultProxy } from "./support/objectstores.js"
+import { isBuilt } from "./support/cli.js"
+import {
+  AZURITE_ACCOUNT,
+  type AzureServer,
+  commandLifecycle,
+  shared,
+  startAzurite,
+  startFaultProxy
+} from "./support/objectstores.js"
 
 const CONTAINER = "forml"
 const text = (s: string) => new TextEncoder().encode(s)
@@ -149,3 +157,21 @@ registryContract("MlflowHttp + emulator in direct mode, artifacts in Azure Blob 
       return MlflowHttp.layer({ trackingUri: emulator.url, ...fast, artifactStores: azure.options() })
     })
   ).pipe(Layer.provide(platform)))
+
+describe("forml-mlflow on a direct-mode server with artifacts in Azure Blob (azurite), configured as MLflow is", () => {
+  it.scoped("demo, list, pull and state through the command; the blobs are in the container", () =>
+    Effect.gen(function*() {
+      if (!isBuilt()) throw new Error("dist/cli/main.js is missing: run `npm run build` before these tests")
+      const azure = yield* azurite.get
+      const prefix = `cli-${Math.random().toString(36).slice(2, 10)}`
+      const root = `wasbs://${CONTAINER}@${AZURITE_ACCOUNT}.blob.core.windows.net/${prefix}`
+      const emulator = yield* startEmulator({ artifactRoot: root })
+      const result = yield* commandLifecycle(emulator.url, { AZURE_STORAGE_CONNECTION_STRING: azure.connectionString() })
+      for (const step of result.steps) expect(step.code, `${step.args.join(" ")}: ${step.stderr}`).toBe(0)
+      expect(result.projects).toEqual({ projects: [{ name: "forml-demo", releases: 2, latest: "0.2.0" }] })
+      expect(result.pulledBytes).toBeGreaterThan(0)
+      expect(emulator.requests().filter((r) => r.path.includes("mlflow-artifacts"))).toEqual([])
+      const store = yield* (yield* resolver(azure.options())).resolve(root)
+      expect((yield* store.list()).length).toBeGreaterThan(0)
+    }), 120_000)
+})

@@ -242,3 +242,49 @@ export const shared = <A, E>(start: Effect.Effect<A, E, Scope.Scope>) => {
     close: (): Promise<void> => (scope === undefined ? Promise.resolve() : Effect.runPromise(Scope.close(scope, Exit.void)))
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The forml-mlflow command against a direct-mode server
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface CommandLifecycle {
+  /** Exit codes and stderr of each step, in order: demo, list, list project, pull, state. */
+  readonly steps: ReadonlyArray<{ readonly args: ReadonlyArray<string>; readonly code: number | null; readonly stderr: string }>
+  readonly projects: unknown
+  readonly releases: unknown
+  /** The size of the pulled package file (0 when missing). */
+  readonly pulledBytes: number
+}
+
+/**
+ * A ForML lifecycle through the built `forml-mlflow` command against `trackingUri` with the store's variables in
+ * `env` (as a user sets them): demo (pushes releases, trains generations), list, pull, state.
+ */
+export const commandLifecycle = (
+  trackingUri: string,
+  env: Readonly<Record<string, string>>
+): Effect.Effect<CommandLifecycle> =>
+  Effect.promise(async () => {
+    const { cli, tempDir: cliTempDir } = await import("./cli.js")
+    const tmp = cliTempDir("forml-direct-")
+    try {
+      const run = (...args: Array<string>) =>
+        cli(args, { cwd: tmp.dir, env: { MLFLOW_TRACKING_URI: trackingUri, ...env } })
+      const steps: Array<{ args: ReadonlyArray<string>; code: number | null; stderr: string }> = []
+      const step = async (...args: Array<string>) => {
+        const r = await run(...args)
+        steps.push({ args, code: r.code, stderr: r.stderr })
+        return r
+      }
+      await step("demo")
+      const projects = (await step("--json", "list")).json()
+      const releases = (await step("--json", "list", "forml-demo")).json()
+      const pulled = join(tmp.dir, "pulled.4ml")
+      await step("pull", "forml-demo", "0.2.0", "-o", pulled)
+      await step("state", "forml-demo", "0.2.0", "1", "1", "-o", join(tmp.dir, "state.bin"))
+      const { existsSync, statSync } = await import("node:fs")
+      return { steps, projects, releases, pulledBytes: existsSync(pulled) ? statSync(pulled).size : 0 }
+    } finally {
+      tmp.remove()
+    }
+  })
