@@ -8,10 +8,12 @@ import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Chunk, ConfigProvider, Effect, Either, Layer, Redacted, Stream } from "effect"
 import { createHash } from "node:crypto"
-import { readdirSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as ArtifactStore from "../src/mlflow/ArtifactStore.js"
 import { concatBytes, Mlflow } from "../src/mlflow/Mlflow.js"
+import * as MlflowFileStore from "../src/mlflow/MlflowFileStore.js"
 import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import { MlflowRegistry } from "../src/registry/MlflowRegistry.js"
 import { registryContract } from "./contract/registry.js"
@@ -311,4 +313,32 @@ describe("forml-mlflow on a direct-mode server with artifacts in S3 (s3rver), co
       expect(stored.filter((f) => f.endsWith("/package.4ml._S3rver_object")).length).toBe(2)
       expect(stored.filter((f) => f.endsWith("/tag.toml._S3rver_object")).length).toBe(3)
     }), 120_000)
+})
+
+describe("MlflowFileStore with runs whose artifact URI is s3:// (a store a direct-mode server wrote)", () => {
+  it.scoped("uploads, lists with sizes and reads in the bucket; the run's local artifacts directory stays empty", () =>
+    Effect.gen(function*() {
+      const s3 = yield* s3rver.get
+      const dir = mkdtempSync(join(tmpdir(), "forml-fs-s3-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+      const mlflow = yield* MlflowFileStore.make({ root: join(dir, "mlruns"), artifactStores: s3.options() })
+      const experimentId = yield* mlflow.createExperiment("direct")
+      const made = yield* mlflow.createRun({ experimentId })
+      // as `mlflow server --backend-store-uri ./mlruns --default-artifact-root s3://…` records it
+      const meta = join(dir, "mlruns", experimentId, made.runId, "meta.yaml")
+      const root = `s3://${BUCKET}/fs-${made.runId}/artifacts`
+      writeFileSync(meta, readFileSync(meta, "utf8").replace(/^artifact_uri: .*$/m, `artifact_uri: ${root}`))
+      const run = yield* mlflow.getRun(made.runId)
+      expect(run.info.artifactUri).toBe(root)
+      yield* mlflow.uploadArtifact(run.info, "tag.toml", text("states = []\n"))
+      yield* mlflow.uploadArtifact(run.info, "a/b.bin", Stream.make(text("xy")))
+      expect((yield* mlflow.listArtifacts(run.info)).map((f) => [f.path, f.fileSize])).toEqual([
+        ["a", undefined],
+        ["tag.toml", 12]
+      ])
+      expect(decode(yield* mlflow.readArtifact(run.info, "tag.toml"))).toBe("states = []\n")
+      expect(decode(yield* collect(mlflow.downloadArtifact(run.info, "a/b.bin")))).toBe("xy")
+      expect(yield* Effect.flip(mlflow.readArtifact(run.info, "nope"))).toMatchObject({ _tag: "NotFound" })
+      expect(readdirSync(join(dir, "mlruns", experimentId, made.runId, "artifacts"))).toEqual([])
+    }).pipe(Effect.provide(NodeContext.layer)))
 })
