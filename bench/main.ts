@@ -20,7 +20,7 @@ import { connect, EMULATOR_ENV, type Target } from "./target.js"
 import { largePackage, payloads, smallPackage } from "./fixtures.js"
 import { streamS3Figures } from "./stream-s3.js"
 
-const SCENARIOS = ["lifecycle", "transfer", "states", "listing", "streaming", "streaming-s3", "cpu", "start"] as const
+const SCENARIOS = ["lifecycle", "transfer", "states", "listing", "streaming", "streaming-s3", "streaming-azure", "cpu", "start"] as const
 type Scenario = (typeof SCENARIOS)[number]
 
 const USAGE = `usage: npm run bench -- [${SCENARIOS.join("|")} ...] [options]
@@ -40,7 +40,7 @@ const USAGE = `usage: npm run bench -- [${SCENARIOS.join("|")} ...] [options]
   --stream-package B  streaming: package bytes (default 256 MiB; 1 GiB with --large)
   --stream-runs N     streaming: runs of each side (default 1: its figure is the peak RSS)
   --calls N           cpu: sequential calls of each kind on each side (default 1000)
-  --large             streaming (and streaming-s3) with a 1 GiB package
+  --large             streaming (and streaming-s3, streaming-azure) with a 1 GiB package
   --json              print the results as one JSON object instead of the table
   --out PATH          where the JSON goes (default bench/results.json)
 
@@ -381,19 +381,22 @@ const main = async () => {
           }
           break
         }
-        case "streaming-s3": {
-          // artifacts straight in S3 (s3rver), the server in direct mode; the library side only (no bare floor)
+        case "streaming-s3":
+        case "streaming-azure": {
+          // artifacts straight in S3 (s3rver) or Azure Blob (azurite), the server in direct mode; the library side
+          // only (no bare floor)
+          const store = scenario === "streaming-s3" ? "s3" : "azure"
           const dir = await mkdtemp(join(tmpdir(), "forml-bench-"))
           const lib = await (async () => {
             try {
-              const project = `bench-s3-${randomUUID().slice(0, 8)}`
+              const project = `bench-${store}-${randomUUID().slice(0, 8)}`
               const zip = await largePackage(dir, project, "1.0", o.streamPackage)
-              return await streamS3Figures({ zip, project, stateSize: o.streamState, runs: o.streamRuns })
+              return await streamS3Figures({ zip, project, stateSize: o.streamState, runs: o.streamRuns }, store)
             } finally {
               await rm(dir, { recursive: true, force: true })
             }
           })()
-          extra["streamingS3"] = lib
+          extra[store === "s3" ? "streamingS3" : "streamingAzure"] = lib
           const sizes: Record<string, number> = {
             push: o.streamPackage,
             pull: o.streamPackage,
@@ -402,8 +405,10 @@ const main = async () => {
           }
           for (const p of STREAM_PHASES) {
             rows.push(row({
-              id: `streaming-s3.${p}`,
-              operation: `${p} ${p === "push" || p === "pull" ? "package" : "state"} of ${mb(sizes[p]!)} in S3 (s3rver)`,
+              id: `${scenario}.${p}`,
+              operation: `${p} ${p === "push" || p === "pull" ? "package" : "state"} of ${mb(sizes[p]!)} in ${
+                store === "s3" ? "S3 (s3rver)" : "Azure Blob (azurite)"
+              }`,
               requests: lib.requests[p],
               medianMs: median(lib.ms[p]),
               p95Ms: percentile(lib.ms[p], 95),
