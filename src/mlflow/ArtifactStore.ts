@@ -60,14 +60,14 @@ export const checked = (store: ArtifactStore): ArtifactStore => {
 }
 
 /** A local directory as a store (a `file:` URI or a bare absolute path). */
-export const local = (local: LocalArtifacts.LocalArtifacts, root: string, dir: string): ArtifactStore =>
+export const local = (files: LocalArtifacts.LocalArtifacts, root: string, dir: string): ArtifactStore =>
   checked({
     root,
-    upload: (path, source) => local.upload(dir, path, source),
-    download: (path) => local.download(dir, path),
-    read: (path) => local.read(dir, path),
-    list: (path) => local.list(dir, path),
-    remove: (path) => local.remove(dir, path)
+    upload: (path, source) => files.upload(dir, path, source),
+    download: (path) => files.download(dir, path),
+    read: (path) => files.read(dir, path),
+    list: (path) => files.list(dir, path),
+    remove: (path) => files.remove(dir, path)
   })
 
 // ---------------------------------------------------------------------------------------------------------------
