@@ -342,3 +342,35 @@ describe("MlflowFileStore with runs whose artifact URI is s3:// (a store a direc
       expect(readdirSync(join(dir, "mlruns", experimentId, made.runId, "artifacts"))).toEqual([])
     }).pipe(Effect.provide(NodeContext.layer)))
 })
+
+describe("concurrent writers on a direct-mode server, artifacts in S3", () => {
+  it.scopedLive("four registry instances train at once: four generations, each state read back from the bucket", () =>
+    Effect.gen(function*() {
+      const s3 = yield* s3rver.get
+      const emulator = yield* startEmulator({ artifactRoot: `s3://${BUCKET}/race-${Math.random().toString(36).slice(2)}` })
+      const { Package } = yield* Effect.promise(() => import("../src/asset/Package.js"))
+      const { StateId } = yield* Effect.promise(() => import("../src/asset/StateId.js"))
+      const { helloworldZip, key, train } = yield* Effect.promise(() => import("./contract/registry.js"))
+      const layer = MlflowHttp.layer({ trackingUri: emulator.url, ...fast, artifactStores: s3.options() }).pipe(
+        Layer.provideMerge(platform)
+      )
+      const project = key.project("helloworld")
+      const release = key.release("1")
+      const results = yield* Effect.gen(function*() {
+        yield* (yield* MlflowRegistry.make({ repoid: "race" })).push(yield* Package.open(helloworldZip))
+        // each writer its own registry instance, as jobs on separate machines are; all close "generation 1"
+        const writers = Array.from({ length: 4 }, (_, i) => ({ sid: StateId.random(), data: bytesOf(50_000 + i, i + 1) }))
+        const closed = yield* Effect.forEach(
+          writers,
+          (w) =>
+            Effect.flatMap(MlflowRegistry.make({ repoid: "race" }), (reg) => train(reg, project, release, [[w.sid, w.data]], 1)),
+          { concurrency: "unbounded" }
+        )
+        const reader = yield* MlflowRegistry.make({ repoid: "race" })
+        const read = yield* Effect.forEach(writers, (w, i) => reader.read(project, release, closed[i]!, w.sid))
+        return { closed: closed.map((g) => Number(g)), same: read.map((b, i) => sha(b) === sha(writers[i]!.data)) }
+      }).pipe(Effect.provide(layer))
+      expect([...results.closed].sort()).toEqual([1, 2, 3, 4])
+      expect(results.same).toEqual([true, true, true, true])
+    }))
+})
