@@ -18,8 +18,9 @@ import type { StreamFigures, StreamSettings } from "./stream.js"
 import { STREAM_PHASES } from "./stream.js"
 import { connect, EMULATOR_ENV, type Target } from "./target.js"
 import { largePackage, payloads, smallPackage } from "./fixtures.js"
+import { streamS3Figures } from "./stream-s3.js"
 
-const SCENARIOS = ["lifecycle", "transfer", "states", "listing", "streaming", "cpu", "start"] as const
+const SCENARIOS = ["lifecycle", "transfer", "states", "listing", "streaming", "streaming-s3", "streaming-azure", "cpu", "start"] as const
 type Scenario = (typeof SCENARIOS)[number]
 
 const USAGE = `usage: npm run bench -- [${SCENARIOS.join("|")} ...] [options]
@@ -39,7 +40,7 @@ const USAGE = `usage: npm run bench -- [${SCENARIOS.join("|")} ...] [options]
   --stream-package B  streaming: package bytes (default 256 MiB; 1 GiB with --large)
   --stream-runs N     streaming: runs of each side (default 1: its figure is the peak RSS)
   --calls N           cpu: sequential calls of each kind on each side (default 1000)
-  --large             streaming with a 1 GiB package
+  --large             streaming (and streaming-s3, streaming-azure) with a 1 GiB package
   --json              print the results as one JSON object instead of the table
   --out PATH          where the JSON goes (default bench/results.json)
 
@@ -377,6 +378,44 @@ const main = async () => {
               }),
               met: ratio <= 1.3
             })
+          }
+          break
+        }
+        case "streaming-s3":
+        case "streaming-azure": {
+          // artifacts straight in S3 (s3rver) or Azure Blob (azurite), the server in direct mode; the library side
+          // only (no bare floor)
+          const store = scenario === "streaming-s3" ? "s3" : "azure"
+          const dir = await mkdtemp(join(tmpdir(), "forml-bench-"))
+          const lib = await (async () => {
+            try {
+              const project = `bench-${store}-${randomUUID().slice(0, 8)}`
+              const zip = await largePackage(dir, project, "1.0", o.streamPackage)
+              return await streamS3Figures({ zip, project, stateSize: o.streamState, runs: o.streamRuns }, store)
+            } finally {
+              await rm(dir, { recursive: true, force: true })
+            }
+          })()
+          extra[store === "s3" ? "streamingS3" : "streamingAzure"] = lib
+          const sizes: Record<string, number> = {
+            push: o.streamPackage,
+            pull: o.streamPackage,
+            write: o.streamState,
+            read: o.streamState
+          }
+          for (const p of STREAM_PHASES) {
+            rows.push(row({
+              id: `${scenario}.${p}`,
+              operation: `${p} ${p === "push" || p === "pull" ? "package" : "state"} of ${mb(sizes[p]!)} in ${
+                store === "s3" ? "S3 (s3rver)" : "Azure Blob (azurite)"
+              }`,
+              requests: lib.requests[p],
+              medianMs: median(lib.ms[p]),
+              p95Ms: percentile(lib.ms[p], 95),
+              peakRssMb: lib.peakRssMb[p],
+              target: "peak RSS < 250 MB",
+              met: lib.peakRssMb[p] < 250
+            }))
           }
           break
         }

@@ -10,7 +10,10 @@ import type { Seed } from "../src/mlflow/MlflowMemory.js"
 import { startEmulator } from "../test/support/emulator.js"
 
 const scope = Effect.runSync(Scope.make())
-const emulator = await Effect.runPromise(Scope.extend(startEmulator(), scope))
+// FORML_BENCH_ARTIFACT_ROOT: an `s3://` root makes the server hand out object-store artifact URIs (direct mode)
+const emulator = await Effect.runPromise(
+  Scope.extend(startEmulator({ artifactRoot: process.env["FORML_BENCH_ARTIFACT_ROOT"] }), scope)
+)
 const handle = emulator.handle
 
 const actions: Record<string, (body: unknown) => Effect.Effect<unknown, unknown>> = {

@@ -84,7 +84,9 @@ export const streamFigures = async (settings: StreamSettings): Promise<StreamFig
       const mlflow = yield* Mlflow
       const experiment = yield* mlflow.getExperimentByName(name)
       const runs = yield* Stream.runCollect(mlflow.searchRuns({ experimentIds: [experiment.experimentId], viewType: "ALL" }))
-      return [...runs].map((r) => r.info.artifactUri.replace(/^mlflow-artifacts:/, "").replace(/^\/+/, ""))
+      // (artifacts in an object store are not the emulator's to drop)
+      return [...runs].filter((r) => r.info.artifactUri.startsWith("mlflow-artifacts:"))
+        .map((r) => r.info.artifactUri.replace(/^mlflow-artifacts:/, "").replace(/^\/+/, ""))
     }))
     for (const root of roots) await target.dropArtifacts(root)
   }

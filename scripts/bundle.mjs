@@ -74,7 +74,21 @@ await build({
   plugins: [directImports()],
   // The database drivers are loaded from node_modules, and only when a URI asks for one: inside the bundle they
   // would double its size and with it every start's parse time (better-sqlite3 is native and cannot be bundled).
-  external: ["better-sqlite3", "pg", "pg-native", "pg-cursor", "pg-pool", "pg-types", "pg-connection-string", "mysql2"]
+  // The object stores' SDKs stay out too: they are optional peer dependencies, required from node_modules only when a
+  // run's artifact URI is s3://, wasbs:// or gs:// (their modules are lazily initialised in the bundle).
+  external: [
+    "better-sqlite3",
+    "pg",
+    "pg-native",
+    "pg-cursor",
+    "pg-pool",
+    "pg-types",
+    "pg-connection-string",
+    "mysql2",
+    "@aws-sdk/*",
+    "@azure/*",
+    "@google-cloud/*"
+  ]
 })
 
 await build({

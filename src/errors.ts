@@ -118,13 +118,36 @@ export class DecodeError extends Schema.TaggedError<DecodeError>()("DecodeError"
   }
 }
 
-/** A run's artifact URI uses a scheme this client cannot reach (only `mlflow-artifacts:` and `file:` are supported). */
+/**
+ * A run's artifact URI uses a scheme this client cannot reach (or one the layer cannot reach: `mlflow-artifacts:`
+ * needs a tracking server's proxy). `reason` says which schemes the layer takes.
+ */
 export class UnsupportedArtifactStore extends Schema.TaggedError<UnsupportedArtifactStore>()(
   "UnsupportedArtifactStore",
-  { uri: Schema.String }
+  { uri: Schema.String, reason: Schema.optional(Schema.String) }
 ) {
   override get message(): string {
-    return `unsupported artifact store: ${this.uri} (only mlflow-artifacts: and file: URIs are supported)`
+    return `unsupported artifact store: ${this.uri} (${
+      this.reason ?? "supported: mlflow-artifacts:, file:, s3://, wasbs://, gs://"
+    })`
+  }
+}
+
+/**
+ * An object store (S3 or S3-compatible, Azure Blob, GCS) refused or failed an operation after its retries: no
+ * credentials, access denied, a missing bucket or container, a part refused, a connection dropped, its SDK not
+ * installed. The message is one line and never holds a credential.
+ */
+export class ArtifactStoreError extends Schema.TaggedError<ArtifactStoreError>()("ArtifactStoreError", {
+  /** `s3`, `azure` or `gcs`. */
+  store: Schema.String,
+  /** The object or container the operation was about (`s3://bucket/key`). */
+  location: Schema.String,
+  operation: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.store} ${this.operation} ${this.location} failed: ${firstLine(this.reason)}`
   }
 }
 
@@ -170,7 +193,13 @@ export class CredentialsFileError extends Schema.TaggedError<CredentialsFileErro
 }
 
 /** Every failure of talking to MLflow that is not a domain answer (NotFound, AlreadyExists). */
-export type MlflowFailure = MlflowApiError | TransportError | DecodeError | UnsupportedArtifactStore | StorageError
+export type MlflowFailure =
+  | MlflowApiError
+  | TransportError
+  | DecodeError
+  | UnsupportedArtifactStore
+  | StorageError
+  | ArtifactStoreError
 
 const clip = (s: string): string => (s.length > 120 ? `${s.slice(0, 117)}...` : s)
 const firstLine = (s: string): string => {

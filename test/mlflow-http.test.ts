@@ -424,11 +424,11 @@ describe("MlflowHttp replies", () => {
   it.effect("an unsupported artifact store names the URI; file: URIs go straight to disk", () =>
     Effect.gen(function*() {
       const mlflow = yield* MlflowHttp.make({ trackingUri: "http://127.0.0.1:9", maxRetries: 0 })
-      const s3 = { runId: "r", artifactUri: "s3://bucket/1/r/artifacts" }
-      const error = yield* Effect.flip(mlflow.uploadArtifact(s3, "a.txt", text("x")))
-      expect(error).toMatchObject({ _tag: "UnsupportedArtifactStore", uri: "s3://bucket/1/r/artifacts" })
-      expect(error.message).toContain("s3://bucket/1/r/artifacts")
-      expect(yield* Effect.flip(Stream.runCollect(mlflow.downloadArtifact(s3, "a.txt")))).toMatchObject({
+      const hdfs = { runId: "r", artifactUri: "hdfs://namenode/1/r/artifacts" }
+      const error = yield* Effect.flip(mlflow.uploadArtifact(hdfs, "a.txt", text("x")))
+      expect(error).toMatchObject({ _tag: "UnsupportedArtifactStore", uri: "hdfs://namenode/1/r/artifacts" })
+      expect(error.message).toContain("hdfs://namenode/1/r/artifacts")
+      expect(yield* Effect.flip(Stream.runCollect(mlflow.downloadArtifact(hdfs, "a.txt")))).toMatchObject({
         _tag: "UnsupportedArtifactStore"
       })
       const dir = yield* Effect.promise(() => mkdtemp(join(tmpdir(), "forml-http-file-")))
@@ -453,7 +453,10 @@ describe("MlflowHttp replies", () => {
     expect(proxy).toEqual(Either.right({ _tag: "Proxy", base: "https://h/prefix", root: ["9", "abc", "artifacts"] }))
     const host = MlflowHttp.resolveArtifactUri("mlflow-artifacts://other:5001/9/abc/artifacts", "https://h/prefix")
     expect(host).toEqual(Either.right({ _tag: "Proxy", base: "https://other:5001/prefix", root: ["9", "abc", "artifacts"] }))
-    expect(Either.isLeft(MlflowHttp.resolveArtifactUri("gs://b/x", "http://h"))).toBe(true)
+    expect(MlflowHttp.resolveArtifactUri("gs://b/x/", "http://h")).toEqual(
+      Either.right({ _tag: "ObjectStore", location: { _tag: "Gcs", bucket: "b", prefix: "x" } })
+    )
+    expect(Either.isLeft(MlflowHttp.resolveArtifactUri("hdfs://b/x", "http://h"))).toBe(true)
     expect(Either.isLeft(MlflowHttp.resolveArtifactUri("mlflow-artifacts:/9/../x", "http://h"))).toBe(true)
   })
 

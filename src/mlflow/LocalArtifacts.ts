@@ -90,6 +90,8 @@ export interface LocalArtifacts {
   readonly read: (rootDir: string, path: string) => Effect.Effect<Uint8Array, NotFound | InvalidInput | StorageError>
   /** One level under `path` (the root when absent), sorted by name; a missing directory or a file lists empty. */
   readonly list: (rootDir: string, path?: string) => Effect.Effect<ReadonlyArray<FileInfo>, InvalidInput | StorageError>
+  /** Deletes the file or directory at `path` (and all under it); a missing one is no error. */
+  readonly remove: (rootDir: string, path: string) => Effect.Effect<void, InvalidInput | StorageError>
   /**
    * Writes bytes (or a byte stream) to `target` atomically: a temporary file next to it, synced, then renamed.
    * The parent directory must exist. Used for every file the file store writes.
@@ -239,7 +241,20 @@ export const make: Effect.Effect<LocalArtifacts, never, FileSystem.FileSystem | 
       return entries.filter((e): e is FileInfo => e !== undefined)
     }).pipe(Effect.withSpan("LocalArtifacts.list", { attributes: { path: path ?? "" } }))
 
-  return { upload, download, read, list, writeAtomic }
+  const remove = (rootDir: string, path: string): Effect.Effect<void, InvalidInput | StorageError> =>
+    Effect.gen(function*() {
+      const segments = yield* validatePath(path)
+      const found = yield* resolveExisting(rootDir, path, segments)
+      if (found === undefined) return
+      // the link itself when the entry is one (resolveExisting resolved it to check it stays inside the root)
+      const at = pathApi.join(found.root, ...segments)
+      yield* fs.remove(at, { recursive: true }).pipe(
+        Effect.catchIf(isNotFound, () => Effect.void),
+        Effect.mapError(storageError(at))
+      )
+    }).pipe(Effect.withSpan("LocalArtifacts.remove", { attributes: { path } }))
+
+  return { upload, download, read, list, remove, writeAtomic }
 })
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ import type { MlflowFailure } from "../errors.js"
 import { floatRepr } from "../asset/tomlPython.js"
 import * as Confined from "./Confined.js"
 import type * as Filter from "./Filter.js"
+import * as ArtifactStore from "./ArtifactStore.js"
 import * as LocalArtifacts from "./LocalArtifacts.js"
 import { EntityTag, Experiment, Mlflow, Run, RunInfo, validateExtras, validateTagKey } from "./Mlflow.js"
 import {
@@ -72,6 +73,11 @@ import type {
 export interface MlflowFileStoreOptions {
   /** The `mlruns` directory; created (with the Default experiment) when it does not exist. */
   readonly root: string
+  /**
+   * Settings of the object stores that runs may point to (a store written by a server run with
+   * `--default-artifact-root s3://…`); each field wins over its environment variable (see `ArtifactStore`).
+   */
+  readonly artifactStores?: ArtifactStore.ObjectStoreOptions | undefined
 }
 
 export const DEFAULT_EXPERIMENT_ID = "0"
@@ -468,6 +474,12 @@ export const make = (
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
     const artifacts = yield* LocalArtifacts.make
+    const objectStores = yield* ArtifactStore.makeResolver(options.artifactStores ?? {})
+    /** The object store of a run whose artifact URI is `s3://`, `wasbs://` or `gs://`; none for a local one. */
+    const objectStore = (run: ArtifactRoot) =>
+      ArtifactStore.isObjectStoreUri(run.artifactUri)
+        ? Effect.map(objectStores.resolve(run.artifactUri), (store) => store as ArtifactStore.ArtifactStore | undefined)
+        : Effect.succeed(undefined)
     const root = path.resolve(options.root)
     const rootUri = LocalArtifacts.pathToFileUri(root)
     const trash = path.join(root, TRASH)
@@ -1238,6 +1250,8 @@ export const make = (
     ): Effect.Effect<void, E | InvalidInput | MlflowFailure> =>
       Effect.gen(function*() {
         yield* LocalArtifacts.validatePath(artifactPath)
+        const store = yield* objectStore(run)
+        if (store !== undefined) return yield* store.upload(artifactPath, source)
         const dir = yield* artifactDir(run).pipe(Effect.catchTag("NotFound", (e) => Effect.fail(runNotFound(e))))
         yield* artifacts.upload(dir, artifactPath, source)
       }).pipe(Effect.withSpan("MlflowFileStore.uploadArtifact", { attributes: { path: artifactPath } }))
@@ -1246,6 +1260,8 @@ export const make = (
       Stream.unwrap(
         Effect.gen(function*() {
           yield* LocalArtifacts.validatePath(artifactPath)
+          const store = yield* objectStore(run)
+          if (store !== undefined) return store.download(artifactPath)
           const dir = yield* artifactDir(run)
           return artifacts.download(dir, artifactPath)
         })
@@ -1257,6 +1273,8 @@ export const make = (
     ): Effect.Effect<ReadonlyArray<FileInfo>, InvalidInput | MlflowFailure> =>
       Effect.gen(function*() {
         if (artifactPath !== undefined && artifactPath !== "") yield* LocalArtifacts.validatePath(artifactPath)
+        const store = yield* objectStore(run)
+        if (store !== undefined) return yield* store.list(artifactPath === "" ? undefined : artifactPath)
         const dir = yield* artifactDir(run).pipe(Effect.catchTag("NotFound", (e) => Effect.fail(runNotFound(e))))
         return yield* artifacts.list(dir, artifactPath)
       }).pipe(Effect.withSpan("MlflowFileStore.listArtifacts", { attributes: { path: artifactPath ?? "" } }))
@@ -1264,6 +1282,8 @@ export const make = (
     const readArtifact = (run: ArtifactRoot, artifactPath: string) =>
       Effect.gen(function*() {
         yield* LocalArtifacts.validatePath(artifactPath)
+        const store = yield* objectStore(run)
+        if (store !== undefined) return yield* store.read(artifactPath)
         const dir = yield* artifactDir(run)
         return yield* artifacts.read(dir, artifactPath)
       }).pipe(Effect.withSpan("MlflowFileStore.readArtifact", { attributes: { path: artifactPath } }))

@@ -42,6 +42,7 @@ import {
   TransportError,
   UnsupportedArtifactStore
 } from "../errors.js"
+import * as ArtifactStore from "./ArtifactStore.js"
 import * as Credentials from "./Credentials.js"
 import * as Filter from "./Filter.js"
 import * as LocalArtifacts from "./LocalArtifacts.js"
@@ -93,6 +94,11 @@ export interface MlflowHttpConfig {
   readonly backoffJitter?: number | undefined
   /** The longest backoff wait in seconds (urllib3's `backoff_max`, default 120). */
   readonly backoffMax?: number | undefined
+  /**
+   * Settings of the object stores that runs' artifact URIs may point to (`s3://`, `wasbs://`, `gs://`); each field
+   * given wins over its environment variable (`MLFLOW_S3_ENDPOINT_URL`, `AZURE_STORAGE_CONNECTION_STRING`…).
+   */
+  readonly artifactStores?: ArtifactStore.ObjectStoreOptions | undefined
 }
 
 export const defaults = {
@@ -213,11 +219,13 @@ const redactUserInfo = (uri: string): string => uri.replace(/\/\/[^/@]*@/, "//<r
 export type ArtifactLocation =
   | { readonly _tag: "Proxy"; readonly base: string; readonly root: ReadonlyArray<string> }
   | { readonly _tag: "Local"; readonly dir: string }
+  | { readonly _tag: "ObjectStore"; readonly location: ArtifactStore.ObjectLocation }
 
 /**
  * Resolves an artifact URI. `mlflow-artifacts:/<path>` goes through the tracking server's artifact proxy;
  * `mlflow-artifacts://host:port/<path>` through the proxy on that host (with the tracking URI's scheme and path
- * prefix, as MLflow's client does); `file:` URIs and bare absolute paths are local directories.
+ * prefix, as MLflow's client does); `file:` URIs and bare absolute paths are local directories; `s3://`, `wasbs://`
+ * and `gs://` are object stores reached directly (see `ArtifactStore`).
  */
 export const resolveArtifactUri = (
   artifactUri: string,
@@ -245,7 +253,7 @@ export const resolveArtifactUri = (
   if (LocalArtifacts.isLocalUri(artifactUri)) {
     return Either.map(LocalArtifacts.fileUriToPath(artifactUri), (dir) => ({ _tag: "Local" as const, dir }))
   }
-  return Either.left(new UnsupportedArtifactStore({ uri: artifactUri }))
+  return Either.map(ArtifactStore.parseObjectUri(artifactUri), (location) => ({ _tag: "ObjectStore" as const, location }))
 }
 
 const encodePath = (segments: ReadonlyArray<string>): string => segments.map(encodeURIComponent).join("/")
@@ -377,7 +385,6 @@ export const make = (
     const backoffFactor = options.backoffFactor ?? defaults.backoffFactor
     const backoffJitter = options.backoffJitter ?? defaults.backoffJitter
     const backoffMax = options.backoffMax ?? defaults.backoffMax
-    const local = yield* LocalArtifacts.make
     const fs = yield* FileSystem.FileSystem
 
     const authorize = (request: HttpClientRequest.HttpClientRequest): HttpClientRequest.HttpClientRequest => {
@@ -753,15 +760,12 @@ export const make = (
 
     // -- artifacts ----------------------------------------------------------------------------------------------
 
-    const locate = (run: ArtifactRoot) => resolveArtifactUri(run.artifactUri, base)
-    const proxyUrl = (location: { readonly base: string; readonly root: ReadonlyArray<string> }, path: string) =>
+    type ProxyLocation = { readonly base: string; readonly root: ReadonlyArray<string> }
+    const proxyUrl = (location: ProxyLocation, path: string) =>
       `${location.base}/api/2.0/mlflow-artifacts/artifacts/${encodePath([...location.root, ...path.split("/")])}`
 
-    const uploadArtifact = <E = never>(run: ArtifactRoot, path: string, source: ArtifactSource<E>) =>
+    const proxyUpload = <E = never>(location: ProxyLocation, path: string, source: ArtifactSource<E>) =>
       Effect.gen(function*() {
-        yield* validateArtifactPath(path)
-        const location = yield* locate(run)
-        if (location._tag === "Local") return yield* local.upload(location.dir, path, source)
         const url = proxyUrl(location, path)
         if (source instanceof Uint8Array) {
           const put = HttpClientRequest.put(url, { acceptJson: true })
@@ -786,7 +790,7 @@ export const make = (
             return yield* putFile(url, path, spool)
           })
         )
-      }).pipe(Effect.withSpan("Mlflow.uploadArtifact", { attributes: { path } }))
+      })
 
     /**
      * A file PUT with the size the file has when it starts; a file that grows or shrinks while it is sent fails the
@@ -831,54 +835,102 @@ export const make = (
         yield* decode(put, Acknowledged, text)
       })
 
-    const downloadArtifact = (run: ArtifactRoot, path: string) =>
+    const proxyDownload = (location: ProxyLocation, path: string) =>
       Stream.unwrap(
         Effect.gen(function*() {
-          yield* validateArtifactPath(path)
-          const location = yield* locate(run)
-          type Bytes = Stream.Stream<Uint8Array, NotFound | InvalidInput | StorageError | TransportError>
-          if (location._tag === "Local") return local.download(location.dir, path) as Bytes
           const request = HttpClientRequest.get(proxyUrl(location, path))
           const response = yield* withRetries(
             attempt(request, { entity: "artifact", key: path }, Effect.succeed, { missingArtifact: true })
           ).pipe(Effect.catchTag("AlreadyExists", unexpected))
-          const bytes: Bytes = response.stream.pipe(
+          return response.stream.pipe(
             Stream.mapError((e) => new TransportError({ operation: operationOf(request), reason: describeHttpError(e) }))
           )
-          return bytes
+        })
+      )
+
+    const proxyRead = (location: ProxyLocation, path: string) => {
+      // the body is read within the attempt: one cut short is sent for again, which a stream cannot be
+      const read = (response: HttpClientResponse.HttpClientResponse) =>
+        Effect.map(response.arrayBuffer, (buffer) => new Uint8Array(buffer))
+      return withRetries(
+        attempt(HttpClientRequest.get(proxyUrl(location, path)), { entity: "artifact", key: path }, read, {
+          missingArtifact: true
+        })
+      ).pipe(Effect.catchTag("AlreadyExists", unexpected))
+    }
+
+    const proxyList = (location: ProxyLocation, dir: string | undefined) =>
+      Effect.gen(function*() {
+        const listed = [...location.root, ...(dir === undefined ? [] : dir.split("/"))].join("/")
+        const request = HttpClientRequest.get(`${location.base}/api/2.0/mlflow-artifacts/artifacts`, {
+          urlParams: { path: listed },
+          acceptJson: true
+        })
+        const r = yield* call(request, Wire.ListArtifactsResponse, { entity: "artifact", key: dir ?? "" }).pipe(
+          Effect.catchTag("NotFound", () => Effect.succeed({ files: [] }))
+        )
+        const prefix = dir === undefined ? "" : `${dir}/`
+        return r.files.map((f) => Wire.toFileInfo(f, prefix + f.path))
+      })
+
+    const proxyRemove = (location: ProxyLocation, path: string) =>
+      call(HttpClientRequest.del(proxyUrl(location, path), { acceptJson: true }), Acknowledged, {
+        entity: "artifact",
+        key: path
+      }).pipe(Effect.catchTag("NotFound", () => Effect.void), Effect.asVoid)
+
+    /** The tracking server's artifact proxy as a store. */
+    const proxyStore = (root: string, location: ProxyLocation): ArtifactStore.ArtifactStore =>
+      ArtifactStore.checked({
+        root,
+        upload: (path, source) => proxyUpload(location, path, source),
+        download: (path) => proxyDownload(location, path),
+        read: (path) => proxyRead(location, path),
+        list: (path) => proxyList(location, path),
+        remove: (path) => proxyRemove(location, path)
+      })
+
+    const stores = yield* ArtifactStore.makeResolver({
+      ...options.artifactStores,
+      proxy: (uri) =>
+        resolveArtifactUri(uri, base).pipe(
+          Either.flatMap((location) =>
+            location._tag === "Proxy"
+              ? Either.right(proxyStore(uri, location))
+              : Either.left(new InvalidInput({ kind: "ArtifactUri", input: uri, reason: "not an mlflow-artifacts: URI" }))
+          )
+        )
+    })
+    const locate = (run: ArtifactRoot) => stores.resolve(run.artifactUri)
+
+    const uploadArtifact = <E = never>(run: ArtifactRoot, path: string, source: ArtifactSource<E>) =>
+      Effect.gen(function*() {
+        yield* validateArtifactPath(path)
+        const store = yield* locate(run)
+        return yield* store.upload(path, source)
+      }).pipe(Effect.withSpan("Mlflow.uploadArtifact", { attributes: { path } }))
+
+    const downloadArtifact = (run: ArtifactRoot, path: string) =>
+      Stream.unwrap(
+        Effect.gen(function*() {
+          yield* validateArtifactPath(path)
+          const store = yield* locate(run)
+          return store.download(path)
         })
       ).pipe(Stream.withSpan("Mlflow.downloadArtifact", { attributes: { path } }))
 
     const readArtifact = (run: ArtifactRoot, path: string) =>
       Effect.gen(function*() {
         yield* validateArtifactPath(path)
-        const location = yield* locate(run)
-        if (location._tag === "Local") return yield* local.read(location.dir, path)
-        // the body is read within the attempt: one cut short is sent for again, which a stream cannot be
-        const read = (response: HttpClientResponse.HttpClientResponse) =>
-          Effect.map(response.arrayBuffer, (buffer) => new Uint8Array(buffer))
-        return yield* withRetries(
-          attempt(HttpClientRequest.get(proxyUrl(location, path)), { entity: "artifact", key: path }, read, {
-            missingArtifact: true
-          })
-        ).pipe(Effect.catchTag("AlreadyExists", unexpected))
+        const store = yield* locate(run)
+        return yield* store.read(path)
       }).pipe(Effect.withSpan("Mlflow.readArtifact", { attributes: { path } }))
 
     const listArtifacts = (run: ArtifactRoot, path?: string) =>
       Effect.gen(function*() {
         const dir = path === undefined || path === "" ? "" : yield* validateArtifactPath(path.replace(/\/+$/, ""))
-        const location = yield* locate(run)
-        if (location._tag === "Local") return yield* local.list(location.dir, dir === "" ? undefined : dir)
-        const listed = [...location.root, ...(dir === "" ? [] : dir.split("/"))].join("/")
-        const request = HttpClientRequest.get(`${location.base}/api/2.0/mlflow-artifacts/artifacts`, {
-          urlParams: { path: listed },
-          acceptJson: true
-        })
-        const r = yield* call(request, Wire.ListArtifactsResponse, { entity: "artifact", key: dir }).pipe(
-          Effect.catchTag("NotFound", () => Effect.succeed({ files: [] }))
-        )
-        const prefix = dir === "" ? "" : `${dir}/`
-        return r.files.map((f) => Wire.toFileInfo(f, prefix + f.path))
+        const store = yield* locate(run)
+        return yield* store.list(dir === "" ? undefined : dir)
       }).pipe(Effect.withSpan("Mlflow.listArtifacts", { attributes: { path: path ?? "" } }))
 
     return Mlflow.of({

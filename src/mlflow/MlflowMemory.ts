@@ -58,6 +58,12 @@ export interface MlflowMemoryOptions {
    * gives an empty page. The file store and 3.x do not. Default false; `searchRunsPage` can override per call.
    */
   readonly trailingEmptyPage?: boolean | undefined
+  /**
+   * The artifact root new experiments get `/<experiment id>` under, as a server's `--default-artifact-root` (default
+   * `mlflow-artifacts:`, the proxy); `s3://bucket/prefix` makes runs point at an object store, as a server run with
+   * `--no-serve-artifacts` does.
+   */
+  readonly defaultArtifactRoot?: string | undefined
 }
 
 export type TagsInput =
@@ -365,12 +371,13 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
   const counts: Partial<Record<MethodName, number>> = {}
   let faults: Array<Fault> = []
   const delays = new Map<MethodName | "*", Duration.Duration>()
+  const artifactRoot = (config.defaultArtifactRoot ?? ARTIFACTS_SCHEME).replace(/\/+$/, "")
 
   const addDefault = (now: number) => {
     experiments.set("0", {
       experimentId: "0",
       name: "Default",
-      artifactLocation: `${ARTIFACTS_SCHEME}/0`,
+      artifactLocation: `${artifactRoot}/0`,
       lifecycleStage: "active",
       creationTime: now,
       lastUpdateTime: now,
@@ -557,7 +564,7 @@ const makeUnsafe = (config: MlflowMemoryOptions, createdAt: number): MlflowMemor
     experiments.set(experimentId, {
       experimentId,
       name,
-      artifactLocation: `${ARTIFACTS_SCHEME}/${experimentId}`,
+      artifactLocation: `${artifactRoot}/${experimentId}`,
       lifecycleStage: "active",
       creationTime: now,
       lastUpdateTime: now,

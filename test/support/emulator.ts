@@ -47,6 +47,12 @@ export interface EmulatorOptions {
   readonly backend?: Backend | undefined
   /** Overrides the flavor's trailing empty runs/search page (on for 2.17 sqlite). */
   readonly trailingEmptyPage?: boolean | undefined
+  /**
+   * The server's `--default-artifact-root` (default: its proxy, `mlflow-artifacts:`). An object store URI
+   * (`s3://bucket/prefix`) answers as a server run with `--no-serve-artifacts`: runs point there, and clients read
+   * and write the store themselves.
+   */
+  readonly artifactRoot?: string | undefined
 }
 
 export interface RequestRecord {
@@ -533,7 +539,10 @@ export const startEmulator = (options: EmulatorOptions = {}): Effect.Effect<Emul
     const flavor: Flavor = options.flavor ?? "2.17-sqlite"
     const v3 = flavor === "3.x-sqlite"
     const backend: Backend = options.backend ?? "sqlite"
-    const handle = yield* MlflowMemory.make({ trailingEmptyPage: options.trailingEmptyPage ?? !v3 })
+    const handle = yield* MlflowMemory.make({
+      trailingEmptyPage: options.trailingEmptyPage ?? !v3,
+      defaultArtifactRoot: options.artifactRoot
+    })
     const mlflow = handle.mlflow
     const extras = new Map<string, RunExtras>()
     const extrasOf = (runId: string): RunExtras => {
