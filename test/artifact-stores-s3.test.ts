@@ -6,7 +6,7 @@
  */
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Chunk, ConfigProvider, Effect, Either, Layer, Redacted, Stream } from "effect"
+import { Chunk, ConfigProvider, Context, Effect, Either, Layer, Redacted, Stream } from "effect"
 import { createHash } from "node:crypto"
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -340,6 +340,31 @@ describe("MlflowFileStore with runs whose artifact URI is s3:// (a store a direc
       expect(decode(yield* collect(mlflow.downloadArtifact(run.info, "a/b.bin")))).toBe("xy")
       expect(yield* Effect.flip(mlflow.readArtifact(run.info, "nope"))).toMatchObject({ _tag: "NotFound" })
       expect(readdirSync(join(dir, "mlruns", experimentId, made.runId, "artifacts"))).toEqual([])
+    }).pipe(Effect.provide(NodeContext.layer)))
+})
+
+describe("MlflowSql with its artifact root in S3 (a database URI beside --default-artifact-root s3://…)", () => {
+  it.scoped("new runs get s3:// artifact URIs; artifacts are written, listed with sizes and read in the bucket", () =>
+    Effect.gen(function*() {
+      const s3 = yield* s3rver.get
+      const dir = mkdtempSync(join(tmpdir(), "forml-sql-s3-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+      const prefix = `sql-${Math.random().toString(36).slice(2, 10)}`
+      const { layer } = yield* Effect.promise(() => import("../src/mlflow/MlflowSql.js"))
+      const context = yield* Layer.build(
+        layer({ uri: `sqlite:///${join(dir, "mlflow.db")}`, artifactRoot: `s3://${BUCKET}/${prefix}`, artifactStores: s3.options() })
+      )
+      const mlflow = Context.get(context, Mlflow)
+      const experimentId = yield* mlflow.createExperiment("direct")
+      const run = (yield* mlflow.createRun({ experimentId })).info
+      expect(run.artifactUri).toBe(`s3://${BUCKET}/${prefix}/${experimentId}/${run.runId}/artifacts`)
+      yield* mlflow.uploadArtifact(run, "tag.toml", text("states = []\n"))
+      yield* mlflow.uploadArtifact(run, "a/b.bin", Stream.make(text("xy")))
+      expect((yield* mlflow.listArtifacts(run)).map((f) => [f.path, f.fileSize])).toEqual([["a", undefined], ["tag.toml", 12]])
+      expect(decode(yield* collect(mlflow.downloadArtifact(run, "a/b.bin")))).toBe("xy")
+      expect(yield* Effect.flip(mlflow.readArtifact(run, "nope"))).toMatchObject({ _tag: "NotFound" })
+      // nothing landed on the local disk beside the database
+      expect(readdirSync(dir).filter((f) => !f.startsWith("mlflow.db"))).toEqual([])
     }).pipe(Effect.provide(NodeContext.layer)))
 })
 

@@ -27,7 +27,7 @@ import type * as Path from "@effect/platform/Path"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import type { Fragment } from "@effect/sql/Statement"
-import { Clock, Context, Duration, Effect, Either, Layer, Option, Schedule, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, Schedule, Stream } from "effect"
 import { existsSync, statSync } from "node:fs"
 import * as nodePath from "node:path"
 import {
@@ -35,15 +35,12 @@ import {
   InvalidInput,
   MlflowApiError,
   NotFound,
-  StorageError,
-  UnsupportedArtifactStore
+  StorageError
 } from "../errors.js"
-import type { MlflowFailure } from "../errors.js"
-import * as LocalArtifacts from "./LocalArtifacts.js"
+import * as ArtifactStore from "./ArtifactStore.js"
 import {
   EntityTag,
   Experiment,
-  FileInfo,
   Mlflow,
   Run,
   RunInfo,
@@ -91,6 +88,8 @@ export interface MlflowSqlOptions {
   readonly artifactRoot?: string | undefined
   /** What relative paths (sqlite file, artifact root) are relative to; default the process's working directory. */
   readonly cwd?: string | undefined
+  /** Settings of the object stores (`s3://`, `wasbs://`, `gs://` artifact URIs); MLflow's variables otherwise. */
+  readonly artifactStores?: ArtifactStore.ObjectStoreOptions | undefined
 }
 
 /** The longest tag values the 2.17.2 schema keeps (runs' `tags.value`, `experiment_tags.value`). */
@@ -99,33 +98,6 @@ export const MAX_RUN_TAG_VALUE = 8000
 export const MAX_PARAM_VALUE = 6000
 export const MAX_EXPERIMENT_TAG_VALUE = 5000
 const MAX_EXPERIMENT_NAME = 256
-
-// ---------------------------------------------------------------------------------------------------------------
-// Artifacts: the one place a run's artifact URI meets a store
-// ---------------------------------------------------------------------------------------------------------------
-
-/** The operations of one run's artifact root, paths relative to it. */
-export interface ArtifactStore {
-  readonly upload: <E = never>(path: string, source: ArtifactSource<E>) => Effect.Effect<void, E | InvalidInput | MlflowFailure>
-  readonly download: (path: string) => Stream.Stream<Uint8Array, NotFound | InvalidInput | MlflowFailure>
-  readonly read: (path: string) => Effect.Effect<Uint8Array, NotFound | InvalidInput | MlflowFailure>
-  readonly list: (path?: string) => Effect.Effect<ReadonlyArray<FileInfo>, InvalidInput | MlflowFailure>
-}
-
-/**
- * A run's artifact URI → the store it names: a local path or `file:` URI is a directory (LocalArtifacts); any other
- * scheme is UnsupportedArtifactStore for now.
- */
-export const artifactStore = (
-  local: LocalArtifacts.LocalArtifacts
-) =>
-(artifactUri: string): Either.Either<ArtifactStore, InvalidInput | UnsupportedArtifactStore> =>
-  Either.map(LocalArtifacts.fileUriToPath(artifactUri), (dir) => ({
-    upload: (path, source) => local.upload(dir, path, source),
-    download: (path) => local.download(dir, path),
-    read: (path) => local.read(dir, path),
-    list: (path) => local.list(dir, path)
-  }))
 
 // ---------------------------------------------------------------------------------------------------------------
 // Rows
@@ -342,8 +314,9 @@ export const layer = (
       const sql = Context.get(context, SqlClient.SqlClient)
       const rootOption = options.artifactRoot ?? "./mlruns"
       const artifactRoot = /^[a-z][a-z0-9+.-]+:/i.test(rootOption) ? rootOption : nodePath.resolve(cwd, rootOption)
-      const local = yield* LocalArtifacts.make
-      return yield* make(sql, target, artifactRoot, artifactStore(local))
+      // a run's artifacts are where its artifact URI points: a local directory or an object store
+      const stores = yield* ArtifactStore.makeResolver(options.artifactStores ?? {})
+      return yield* make(sql, target, artifactRoot, stores.resolve)
     })
   )
 
@@ -352,7 +325,7 @@ export const make = (
   sql: SqlClient.SqlClient,
   target: SqlTarget,
   artifactRoot: string,
-  storeOf: (artifactUri: string) => Either.Either<ArtifactStore, InvalidInput | UnsupportedArtifactStore>
+  storeOf: ArtifactStore.Resolver["resolve"]
 ): Effect.Effect<Mlflow.Service, StorageError> =>
   Effect.gen(function*() {
     const dialect: Dialect = target.dialect
