@@ -4,7 +4,7 @@
  * the build. A block that cannot run says so right before its fence: `<!-- not run: reason -->`.
  */
 import { Effect, Exit, Scope } from "effect"
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import ts from "typescript"
@@ -61,6 +61,15 @@ const compile = (dir: string): ReadonlyMap<number, string> => {
   return result
 }
 
+/** What vitest's JSON reporter writes, as far as it is read here. */
+interface VitestReport {
+  readonly testResults: ReadonlyArray<{
+    readonly name: string
+    readonly status: string
+    readonly assertionResults: ReadonlyArray<unknown>
+  }>
+}
+
 const describeResult = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.out}\nstderr:\n${r.stderr}`
 
 describe("README.md's TypeScript blocks", () => {
@@ -91,20 +100,49 @@ describe("README.md's TypeScript blocks", () => {
     for (const block of blocks) if (block.notRun !== undefined) expect(block.notRun, `line ${block.line}`).not.toBe("")
   })
 
+  const env = () => ({ MLFLOW_TRACKING_URI: emulator.url, MLFLOW_HTTP_REQUEST_MAX_RETRIES: "0" })
+  /** The test blocks run in one vitest (one start for all of them); each block's outcome is read from its report. */
+  let testRun: Promise<{ readonly result: CliResult; readonly report: VitestReport | undefined }> | undefined
+  const runTestBlocks = () => {
+    testRun ??= (async () => {
+      const files = blocks.filter((b) => b.isTest && b.notRun === undefined).map(fileOf)
+      const output = path.join(dir, "vitest-report.json")
+      const result = await runProgram(
+        process.execPath,
+        [
+          path.join(repoRoot, "node_modules", "vitest", "vitest.mjs"),
+          "run",
+          "--root",
+          dir,
+          "--reporter=json",
+          `--outputFile=${output}`,
+          ...files
+        ],
+        { cwd: dir, env: env() }
+      )
+      const report = existsSync(output) ? (JSON.parse(readFileSync(output, "utf-8")) as VitestReport) : undefined
+      return { result, report }
+    })()
+    return testRun
+  }
+
   for (const block of blocks) {
     const name = `block ${block.index} (line ${block.line}, ${block.heading})`
     it(`${name} typechecks${block.notRun === undefined ? " and runs" : `; not run: ${block.notRun}`}`, async () => {
       expect(diagnostics.get(block.index), "tsc").toBe("")
       if (block.notRun !== undefined) return
-      const env = { MLFLOW_TRACKING_URI: emulator.url, MLFLOW_HTTP_REQUEST_MAX_RETRIES: "0" }
-      const result = block.isTest
-        ? await runProgram(
-          process.execPath,
-          [path.join(repoRoot, "node_modules", "vitest", "vitest.mjs"), "run", "--root", dir, fileOf(block)],
-          { cwd: dir, env }
-        )
-        : await runProgram(process.execPath, [path.join(dir, fileOf(block).replace(/\.ts$/, ".js"))], { cwd: dir, env })
-      expect(result.code, describeResult(result)).toBe(0)
+      if (block.isTest) {
+        const { report, result } = await runTestBlocks()
+        const file = report?.testResults.find((r) => path.basename(r.name) === fileOf(block))
+        expect(file?.status, describeResult(result)).toBe("passed")
+        expect(file?.assertionResults.length ?? 0, describeResult(result)).toBeGreaterThan(0)
+      } else {
+        const result = await runProgram(process.execPath, [path.join(dir, fileOf(block).replace(/\.ts$/, ".js"))], {
+          cwd: dir,
+          env: env()
+        })
+        expect(result.code, describeResult(result)).toBe(0)
+      }
       ran.add(block.index)
     })
   }
