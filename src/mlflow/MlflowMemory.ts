@@ -26,6 +26,8 @@ import {
   experimentAdmitted,
   MAX_PAGE_SIZE,
   newRunId,
+  notActiveExperiment,
+  notActiveRun,
   parseOrderBy,
   randomRunName,
   selectRuns,
@@ -223,20 +225,6 @@ const rootKey = (artifactUri: string): string => {
 }
 
 const joinKey = (root: string, path: string): string => (root === "" ? path : `${root}/${path}`)
-
-const notActiveRun = (runId: string) =>
-  new MlflowApiError({
-    status: 400,
-    errorCode: "INVALID_PARAMETER_VALUE",
-    detail: `The run ${runId} must be in the 'active' state. Current state is deleted.`
-  })
-
-const notActiveExperiment = (experimentId: string) =>
-  new MlflowApiError({
-    status: 400,
-    errorCode: "INVALID_PARAMETER_VALUE",
-    detail: `The experiment ${experimentId} must be in the 'active' state. Current state is deleted.`
-  })
 
 // ---------------------------------------------------------------------------------------------------------------
 // Paging tokens: base64 of Python-layout JSON `{"offset": N}`, as MLflow's SearchUtils makes them

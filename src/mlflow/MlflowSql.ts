@@ -66,6 +66,8 @@ import {
   DEFAULT_PAGE_SIZE,
   experimentAdmitted,
   newRunId,
+  notActiveExperiment,
+  notActiveRun,
   randomRunName,
   selectRuns,
   validateTags
@@ -227,20 +229,6 @@ const reasonOf = (e: SqlError): string => {
   const detail = typeof message === "string" && message !== "" ? message : e.message
   return firstLine(SqlUri.redactUri(String(detail)))
 }
-
-const notActiveRun = (runId: string) =>
-  new MlflowApiError({
-    status: 400,
-    errorCode: "INVALID_PARAMETER_VALUE",
-    detail: `The run ${runId} must be in the 'active' state. Current state is deleted.`
-  })
-
-const notActiveExperiment = (experimentId: string) =>
-  new MlflowApiError({
-    status: 400,
-    errorCode: "INVALID_PARAMETER_VALUE",
-    detail: `The experiment ${experimentId} must be in the 'active' state. Current state is deleted.`
-  })
 
 // ---------------------------------------------------------------------------------------------------------------
 // Drivers (loaded when a URI asks for them)

@@ -4,7 +4,7 @@
  */
 import { Effect, Either, Random } from "effect"
 import { randomUUID } from "node:crypto"
-import { InvalidInput } from "../errors.js"
+import { InvalidInput, MlflowApiError } from "../errors.js"
 import * as Filter from "./Filter.js"
 import { validateTagKey } from "./Mlflow.js"
 import type { LifecycleStage, RunStatus, ViewType } from "./Mlflow.js"
@@ -319,3 +319,19 @@ export const experimentAdmitted = (
 ): boolean =>
   viewAdmits(search.viewType, experiment.lifecycleStage) &&
   Filter.matches(search.filter, { tag, attribute: (key) => (key === "name" ? experiment.name : undefined) })
+
+/** A SQL-backed server's answer to a write on a deleted run (the file store words it otherwise). */
+export const notActiveRun = (runId: string) =>
+  new MlflowApiError({
+    status: 400,
+    errorCode: "INVALID_PARAMETER_VALUE",
+    detail: `The run ${runId} must be in the 'active' state. Current state is deleted.`
+  })
+
+/** A SQL-backed server's answer to a run created in, or a write to, a deleted experiment. */
+export const notActiveExperiment = (experimentId: string) =>
+  new MlflowApiError({
+    status: 400,
+    errorCode: "INVALID_PARAMETER_VALUE",
+    detail: `The experiment ${experimentId} must be in the 'active' state. Current state is deleted.`
+  })
