@@ -3,6 +3,8 @@
  * sentences, and in colour only on a terminal (never with NO_COLOR).
  */
 import { execFileSync } from "node:child_process"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import * as Help from "../src/cli/Help.js"
 import { cli, isBuilt, mainJs, repoRoot, runProgram } from "./support/cli.js"
@@ -92,6 +94,10 @@ describe("forml-mlflow --help", () => {
       cli(["--completions", "bash"], { cwd: repoRoot })
     ])
     expect(version.out.trim()).toMatch(/^\d+\.\d+\.\d+/)
+    // `--version` alone is answered before the program loads; with another option the program answers: the same bytes
+    const viaProgram = await cli(["--version", "--log-level", "warning"], { cwd: repoRoot })
+    expect(version.out).toBe(viaProgram.out)
+    expect(version.out.trim()).toBe(JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")).version)
     expect(bash.code).toBe(0)
     expect(bash.out).toContain("complete -F")
     expect(bash.out + version.out).not.toContain("\u001b[")

@@ -9,7 +9,7 @@
  * directory. A cache only ever speeds a start up: anything wrong with it falls back to compiling.
  */
 import { createHash } from "node:crypto"
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs"
 import { createRequire } from "node:module"
 import { homedir } from "node:os"
 import * as path from "node:path"
@@ -20,6 +20,23 @@ import { Script } from "node:vm"
 type Body = (exports: object, require: NodeJS.Require, module: object, filename: string, dirname: string) => void
 
 const dir = path.dirname(fileURLToPath(import.meta.url))
+
+// `forml-mlflow --version` alone is answered here, byte for byte as the program answers it, without loading the
+// program: the package version (0.0.0 when package.json cannot be read)
+if (process.argv.length === 3 && process.argv[2] === "--version") {
+  let version = "0.0.0"
+  try {
+    const pkg: unknown = JSON.parse(readFileSync(path.join(dir, "..", "..", "package.json"), "utf8"))
+    if (typeof pkg === "object" && pkg !== null && "version" in pkg && typeof pkg.version === "string") {
+      version = pkg.version
+    }
+  } catch {
+    // as the program: 0.0.0
+  }
+  writeSync(1, `${version}\n\n`)
+  process.exit(0)
+}
+
 const bundle = path.join(dir, "forml-mlflow.cjs")
 const bytes = readFileSync(bundle)
 // V8 checks its version, its flags and the length of the source; the digest makes the cache this bundle's own
