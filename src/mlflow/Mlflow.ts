@@ -22,6 +22,12 @@ export type RunStatus = typeof RunStatus.Type
 export const ViewType = Schema.Literal("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
 export type ViewType = typeof ViewType.Type
 
+/** A key and its value, as a tag or a param is given to MLflow. */
+export interface KeyValue {
+  readonly key: string
+  readonly value: string
+}
+
 export class EntityTag extends Schema.Class<EntityTag>("EntityTag")({
   key: Schema.String,
   value: Schema.String
@@ -105,7 +111,7 @@ export interface CreateRunOptions {
   /** Milliseconds since the epoch; defaults to now. */
   readonly startTime?: number | undefined
   readonly userId?: string | undefined
-  readonly tags?: ReadonlyArray<{ readonly key: string; readonly value: string }> | undefined
+  readonly tags?: ReadonlyArray<KeyValue> | undefined
   /**
    * The key of a tag in `tags` whose value is unique to this create. A layer that can lose a reply (Http) first
    * looks for an active run carrying it before sending the create again, so that a retry makes no second run.
@@ -143,7 +149,7 @@ export interface LogBatchExtras {
   /** At most 1000. */
   readonly metrics?: ReadonlyArray<MetricPoint> | undefined
   /** At most 100; a param, once logged, keeps its value (MLflow refuses a change). */
-  readonly params?: ReadonlyArray<{ readonly key: string; readonly value: string }> | undefined
+  readonly params?: ReadonlyArray<KeyValue> | undefined
 }
 
 /** MLflow's log-batch limits on metrics and params (tags: 100 a request, split by `setTags`). */
@@ -190,7 +196,7 @@ export declare namespace Mlflow {
     /** Creates an experiment and returns its id; a taken name (even by a deleted experiment) is AlreadyExists. */
     readonly createExperiment: (
       name: string,
-      options?: { readonly tags?: ReadonlyArray<{ readonly key: string; readonly value: string }> }
+      options?: { readonly tags?: ReadonlyArray<KeyValue> }
     ) => Effect.Effect<string, AlreadyExists | InvalidInput | MlflowFailure>
     readonly deleteExperiment: (experimentId: string) => Effect.Effect<void, NotFound | MlflowFailure>
     readonly restoreExperiment: (experimentId: string) => Effect.Effect<void, NotFound | MlflowFailure>
@@ -215,7 +221,7 @@ export declare namespace Mlflow {
      */
     readonly setTags: (
       runId: string,
-      tags: ReadonlyArray<{ readonly key: string; readonly value: string }>,
+      tags: ReadonlyArray<KeyValue>,
       extras?: LogBatchExtras
     ) => Effect.Effect<void, NotFound | InvalidInput | MlflowFailure>
     readonly deleteRun: (runId: string) => Effect.Effect<void, NotFound | MlflowFailure>

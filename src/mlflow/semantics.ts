@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto"
 import { InvalidInput, MlflowApiError } from "../errors.js"
 import * as Filter from "./Filter.js"
 import { validateTagKey } from "./Mlflow.js"
-import type { LifecycleStage, RunStatus, ViewType } from "./Mlflow.js"
+import type { KeyValue, LifecycleStage, RunStatus, ViewType } from "./Mlflow.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Names and ids
@@ -45,7 +45,7 @@ export const compareStrings = (a: string, b: string): number => (a < b ? -1 : a 
  * before anything is written: the first bad key fails the whole list.
  */
 export const validateTags = (
-  tags: ReadonlyArray<{ readonly key: string; readonly value: string }>,
+  tags: ReadonlyArray<KeyValue>,
   check: (key: string) => Either.Either<unknown, InvalidInput> = validateTagKey
 ): Either.Either<void, InvalidInput> => {
   for (const tag of tags) {

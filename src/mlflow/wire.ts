@@ -4,6 +4,7 @@
  */
 import { Schema } from "effect"
 import { EntityTag, Experiment, FileInfo, LifecycleStage, Run, RunInfo, RunStatus } from "./Mlflow.js"
+import type { KeyValue } from "./Mlflow.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Scalars
@@ -168,7 +169,7 @@ export const toFileInfo = (w: WireFileInfo, path: string): FileInfo =>
 
 export type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly [key: string]: Json }
 
-const tagsJson = (tags: ReadonlyArray<{ readonly key: string; readonly value: string }>): ReadonlyArray<Json> =>
+const tagsJson = (tags: ReadonlyArray<KeyValue>): ReadonlyArray<Json> =>
   tags.map((t) => ({ key: t.key, value: t.value }))
 
 export const experimentJson = (e: Experiment): { readonly [key: string]: Json } => ({
@@ -196,7 +197,7 @@ export const runInfoJson = (i: RunInfo): { readonly [key: string]: Json } => ({
 
 /** Params and metrics are not part of `Run`; a caller that keeps them passes them in wire form. */
 export interface RunDataExtra {
-  readonly params?: ReadonlyArray<{ readonly key: string; readonly value: string }>
+  readonly params?: ReadonlyArray<KeyValue>
   readonly metrics?: ReadonlyArray<{ readonly key: string; readonly value: number; readonly timestamp: number; readonly step: number }>
 }
 
