@@ -36,6 +36,35 @@ export const newRunId = (): string => randomUUID().replace(/-/g, "")
 /** Code-unit order, as Python compares strings. */
 export const compareStrings = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 
+/** The last value of each key, in first-seen key order (MLflow's log-batch: the last value wins). */
+export const lastWins = (tags: ReadonlyArray<KeyValue>): ReadonlyArray<KeyValue> => {
+  const map = new Map<string, string>()
+  for (const t of tags) map.set(t.key, t.value)
+  return [...map].map(([key, value]) => ({ key, value }))
+}
+
+/**
+ * A new run's name as MLflow's server decides it: the given one (an empty one is none), else its `mlflow.runName` tag,
+ * else a random name; a given name that differs from the tag is refused. `tagged`: the tags name the run already.
+ */
+export const newRunName = (
+  given: string | undefined,
+  tags: ReadonlyArray<KeyValue>
+): Effect.Effect<{ readonly runName: string; readonly tagged: boolean }, InvalidInput> =>
+  Effect.gen(function*() {
+    let nameTag: string | undefined
+    for (const t of tags) if (t.key === "mlflow.runName") nameTag = t.value
+    const requested = given === undefined || given === "" ? undefined : given
+    if (requested !== undefined && nameTag !== undefined && requested !== nameTag) {
+      return yield* new InvalidInput({
+        kind: "RunName",
+        input: requested,
+        reason: `the run name differs from the mlflow.runName tag '${nameTag}'`
+      })
+    }
+    return { runName: requested ?? nameTag ?? (yield* randomRunName), tagged: nameTag !== undefined }
+  })
+
 // ---------------------------------------------------------------------------------------------------------------
 // Checks
 // ---------------------------------------------------------------------------------------------------------------
