@@ -4,13 +4,10 @@
  * holds MLflow's registry tables as SQLAlchemy renders MLflow's models for MySQL (written here by hand, with the
  * sqlite and PostgreSQL dumps as the model), its Default experiment and an alembic_version row. The Mlflow contract runs on it.
  */
-import { FileSystem } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
 import mysql from "mysql2/promise"
 import { afterAll, describe, it } from "vitest"
-import * as MlflowSql from "../src/mlflow/MlflowSql.js"
 import { mlflowContract } from "./contract/mlflow.js"
+import { sqlLayer } from "./support/databases.js"
 import { startMariadb } from "./support/mariadb.js"
 
 const MLFLOW_REGISTRY_TABLES = [
@@ -71,13 +68,7 @@ if (typeof server === "string") {
     for (const statement of MLFLOW_REGISTRY_TABLES) await connection.query(statement)
     await connection.end()
   }
-  const layer = (database: string) =>
-    Layer.unwrapScoped(
-      Effect.map(
-        Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "forml-sql-maria-" })),
-        (dir) => MlflowSql.layer({ uri: server.uri(database, "mysql+pymysql"), artifactRoot: `${dir}/mlruns` })
-      )
-    ).pipe(Layer.provide(NodeContext.layer))
+  const layer = (database: string) => sqlLayer("forml-sql-maria-", () => server.uri(database, "mysql+pymysql"))
   // the registry contract, which stands on the Mlflow service alone, runs on sqlite and PostgreSQL (test time)
   mlflowContract("MlflowSql (MariaDB)", layer("contract"), { largeArtifactBytes: 1024 * 1024 + 3 })
 }

@@ -2,28 +2,21 @@
  * MlflowSql on sqlite (in process) and PostgreSQL 15 (a throwaway cluster, when its binaries are here): the Mlflow
  * contract, the registry contract, the sample databases MLflow 2.17.2 and 3.x wrote, schema checks and URIs.
  */
-import { FileSystem } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
-import { Chunk, Effect, Layer, Option, Stream } from "effect"
+import { Chunk, Effect, type Layer, Option, Stream } from "effect"
 import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { Mlflow } from "../src/mlflow/Mlflow.js"
-import * as MlflowSql from "../src/mlflow/MlflowSql.js"
 import { mlflowContract } from "./contract/mlflow.js"
 import { registryContract } from "./contract/registry.js"
+import { sqlLayer } from "./support/databases.js"
 import { PG_PASSWORD, startPostgres } from "./support/postgres.js"
 import { mainJs, runProgram } from "./support/cli.js"
 import { sqliteMissing } from "./support/sqlite.js"
 
 /** A sqlite database in a fresh temporary directory (artifacts under it), removed with the layer. */
-const tempSqlite = Layer.unwrapScoped(
-  Effect.map(
-    Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "forml-sql-" })),
-    (dir) => MlflowSql.layer({ uri: `sqlite:///${dir}/mlflow.db`, artifactRoot: `${dir}/mlruns` })
-  )
-).pipe(Layer.provide(NodeContext.layer))
+const tempSqlite = sqlLayer("forml-sql-", (dir) => `sqlite:///${dir}/mlflow.db`)
 
 if (sqliteMissing === undefined) {
   mlflowContract("MlflowSql (sqlite)", tempSqlite, { largeArtifactBytes: 4 * 1024 * 1024 + 3 })
@@ -50,13 +43,7 @@ if (typeof pg === "string") {
 } else {
   pg.createDatabase("contract")
   pg.createDatabase("registry")
-  const pgLayer = (database: string) =>
-    Layer.unwrapScoped(
-      Effect.map(
-        Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "forml-sql-pg-" })),
-        (dir) => MlflowSql.layer({ uri: pg.uri(database, "postgresql+psycopg2"), artifactRoot: `${dir}/mlruns` })
-      )
-    ).pipe(Layer.provide(NodeContext.layer))
+  const pgLayer = (database: string) => sqlLayer("forml-sql-pg-", () => pg.uri(database, "postgresql+psycopg2"))
   mlflowContract("MlflowSql (PostgreSQL)", pgLayer("contract"), { largeArtifactBytes: 1024 * 1024 + 3 })
   registryContract("MlflowSql (PostgreSQL)", () => pgLayer("registry"))
 }
@@ -106,15 +93,7 @@ const hostile = (name: string, layer: Layer.Layer<Mlflow, unknown>) =>
 if (sqliteMissing === undefined) hostile("sqlite", tempSqlite)
 if (typeof pg !== "string") {
   pg.createDatabase("hostile")
-  hostile(
-    "PostgreSQL",
-    Layer.unwrapScoped(
-      Effect.map(
-        Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "forml-sql-pg-" })),
-        (dir) => MlflowSql.layer({ uri: pg.uri("hostile"), artifactRoot: `${dir}/mlruns` })
-      )
-    ).pipe(Layer.provide(NodeContext.layer))
-  )
+  hostile("PostgreSQL", sqlLayer("forml-sql-pg-", () => pg.uri("hostile")))
 }
 
 // ---------------------------------------------------------------------------------------------------------------

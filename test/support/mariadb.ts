@@ -3,11 +3,11 @@
  * folder, loopback only, a port the OS picked, one user with a password. As root it runs as the `mysql` system user.
  * Where it cannot start, `startMariadb` says why.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { createConnection, createServer } from "node:net"
-import { tmpdir } from "node:os"
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { chownSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { createConnection } from "node:net"
 import { join } from "node:path"
+import { freePort, lastLine, logTail, serverDir, serverOwner } from "./databases.js"
 
 export const MARIADB_USER = "forml"
 export const MARIADB_PASSWORD = "my-Secret-4711"
@@ -16,17 +16,6 @@ export interface MariadbServer {
   readonly uri: (database: string, scheme?: string) => string
   readonly stop: () => Promise<void>
 }
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 
 const answers = (port: number): Promise<boolean> =>
   new Promise((resolve) => {
@@ -43,19 +32,9 @@ export const startMariadb = async (databases: ReadonlyArray<string>): Promise<Ma
   const daemon = ["/usr/sbin/mariadbd", "/usr/sbin/mysqld"].find(existsSync)
   const install = ["/usr/bin/mariadb-install-db", "/usr/bin/mysql_install_db"].find(existsSync)
   if (daemon === undefined || install === undefined) return "no MariaDB server binaries (apt-get install mariadb-server)"
-  let owner: { uid: number; gid: number } | undefined
-  if (process.getuid?.() === 0) {
-    try {
-      owner = {
-        uid: Number(execFileSync("id", ["-u", "mysql"]).toString().trim()),
-        gid: Number(execFileSync("id", ["-g", "mysql"]).toString().trim())
-      }
-    } catch {
-      return "running as root and there is no 'mysql' system user to run the server as"
-    }
-  }
-  const dir = mkdtempSync(join(tmpdir(), "forml-mariadb-"))
-  chmodSync(dir, 0o755)
+  const owner = serverOwner("mysql")
+  if (typeof owner === "string") return owner
+  const dir = serverDir("forml-mariadb-")
   const data = join(dir, "data")
   mkdirSync(data)
   const init = join(dir, "init.sql")
@@ -74,7 +53,7 @@ export const startMariadb = async (databases: ReadonlyArray<string>): Promise<Ma
   })
   if (made.status !== 0) {
     rmSync(dir, { recursive: true, force: true })
-    return `mariadb-install-db failed: ${(made.stderr || made.stdout).trim().split("\n").pop()}`
+    return `mariadb-install-db failed: ${lastLine(made.stderr || made.stdout)}`
   }
   const port = await freePort()
   const child: ChildProcess = spawn(daemon, [
@@ -98,7 +77,7 @@ export const startMariadb = async (databases: ReadonlyArray<string>): Promise<Ma
     await new Promise((r) => setTimeout(r, 250))
   }
   if (exited || !(await answers(port))) {
-    const log = existsSync(join(dir, "log")) ? readFileSync(join(dir, "log"), "utf8").trim().split("\n").pop() : ""
+    const log = logTail(join(dir, "log"))
     child.kill("SIGKILL")
     rmSync(dir, { recursive: true, force: true })
     return `MariaDB did not start: ${log}`

@@ -3,11 +3,10 @@
  * temporary folder, password authentication, loopback only, on a port the OS picked. As root the server runs as the
  * `postgres` system user (PostgreSQL refuses root). Where it cannot start, `startPostgres` says why.
  */
-import { execFileSync, spawnSync } from "node:child_process"
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { createServer } from "node:net"
-import { tmpdir } from "node:os"
+import { spawnSync } from "node:child_process"
+import { chownSync, existsSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { freePort, lastLine, logTail, serverDir, serverOwner } from "./databases.js"
 
 export const PG_USER = "forml"
 export const PG_PASSWORD = "pg-Secret-4711"
@@ -18,17 +17,6 @@ export interface PgCluster {
   readonly createDatabase: (name: string) => void
   readonly stop: () => void
 }
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 
 const findBin = (): string | undefined => {
   const base = "/usr/lib/postgresql"
@@ -44,20 +32,9 @@ const findBin = (): string | undefined => {
 export const startPostgres = async (): Promise<PgCluster | string> => {
   const bin = findBin()
   if (bin === undefined) return "no PostgreSQL binaries under /usr/lib/postgresql/*/bin (apt-get install postgresql)"
-  const root = process.getuid?.() === 0
-  let owner: { uid: number; gid: number } | undefined
-  if (root) {
-    try {
-      owner = {
-        uid: Number(execFileSync("id", ["-u", "postgres"]).toString().trim()),
-        gid: Number(execFileSync("id", ["-g", "postgres"]).toString().trim())
-      }
-    } catch {
-      return "running as root and there is no 'postgres' system user to run the server as"
-    }
-  }
-  const dir = mkdtempSync(join(tmpdir(), "forml-pg-"))
-  chmodSync(dir, 0o755)
+  const owner = serverOwner("postgres")
+  if (typeof owner === "string") return owner
+  const dir = serverDir("forml-pg-")
   const data = join(dir, "data")
   const pwfile = join(dir, "pw")
   writeFileSync(pwfile, PG_PASSWORD)
@@ -72,13 +49,13 @@ export const startPostgres = async (): Promise<PgCluster | string> => {
   const init = run("initdb", ["-D", data, "-U", PG_USER, "-A", "scram-sha-256", `--pwfile=${pwfile}`, "--no-sync", "-E", "UTF8"])
   if (init.status !== 0) {
     rmSync(dir, { recursive: true, force: true })
-    return `initdb failed: ${(init.stderr || init.stdout).trim().split("\n").pop()}`
+    return `initdb failed: ${lastLine(init.stderr || init.stdout)}`
   }
   const port = await freePort()
   const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`
   const start = run("pg_ctl", ["-D", data, "-o", opts, "-l", join(dir, "log"), "-w", "-t", "30", "start"])
   if (start.status !== 0) {
-    const log = existsSync(join(dir, "log")) ? readFileSync(join(dir, "log"), "utf8").trim().split("\n").pop() : ""
+    const log = logTail(join(dir, "log"))
     rmSync(dir, { recursive: true, force: true })
     return `PostgreSQL did not start: ${log ?? start.stderr.trim()}`
   }

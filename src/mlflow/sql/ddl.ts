@@ -3,6 +3,8 @@
  * the statements of `sqlite_master` of a fresh `empty.db` (in their order), and `pg_dump --schema-only` of a fresh
  * PostgreSQL database (less its session settings and the `public.` prefix), both from shared/mlflow-sql-sample/2.17.2.
  * Generated once from those files; not to be edited by hand.
+ *
+ * @internal
  */
 
 /** The alembic revision these statements stand at (MLflow 2.17.2's head). */

@@ -2,6 +2,8 @@
  * The schema of a tracking database: checked (the registry tables hold every column MlflowSql uses, whatever the
  * alembic revision), or, when the database holds no table at all, created exactly as MLflow 2.17.2 creates it
  * (`ddl.ts`: every table, index and constraint, `alembic_version` and the Default experiment).
+ *
+ * @internal
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"

@@ -2,6 +2,9 @@
  * Database tracking URIs as MLflow (SQLAlchemy) writes them: `sqlite:///relative.db`, `sqlite:////abs/path.db`,
  * `postgresql://user:pass@host:port/db` (also `postgresql+psycopg2://…`), `mysql://…` (also `mysql+pymysql://…`,
  * `mariadb://…`). The password never leaves this module unredacted: `redactUri` is what messages show.
+ * Hand-written because SQLAlchemy's URL rules (three or four slashes, `+driver` suffixes) are no WHATWG URL's.
+ *
+ * @internal
  */
 import { Either, Redacted } from "effect"
 import * as nodePath from "node:path"
