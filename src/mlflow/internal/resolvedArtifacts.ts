@@ -14,7 +14,11 @@ import { validateArtifactPath } from "../Mlflow.js"
 /** @internal */
 export type Locate = (run: ArtifactRoot) => Effect.Effect<ArtifactStore, InvalidInput | MlflowFailure>
 
-/** `uploadArtifact`, `downloadArtifact` and `readArtifact` over `locate`; spans `<span>.uploadArtifact` and so on. @internal */
+/**
+ * `uploadArtifact`, `downloadArtifact` and `readArtifact` over `locate`, in spans `<span>.uploadArtifact` and so on.
+ *
+ * @internal
+ */
 export const resolvedArtifacts = (
   span: string,
   locate: Locate

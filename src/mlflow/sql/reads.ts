@@ -35,11 +35,15 @@ const first = <A>(found: ReadonlyArray<A>, notFound: () => NotFound): Effect.Eff
 }
 
 /** @internal */
-export const findExperiment = (db: Session, experimentId: string): Effect.Effect<Experiment, NotFound | StorageError> => {
+export const findExperiment = (
+  db: Session,
+  experimentId: string
+): Effect.Effect<Experiment, NotFound | StorageError> => {
   const notFound = () => new NotFound({ entity: "experiment", key: experimentId })
   return Option.match(db.experimentKey(experimentId), {
     onNone: () => Effect.fail(notFound()),
-    onSome: (id) => Effect.flatMap(experimentsWhere(db, db.sql`e.experiment_id = ${id}`), (found) => first(found, notFound))
+    onSome: (id) =>
+      Effect.flatMap(experimentsWhere(db, db.sql`e.experiment_id = ${id}`), (found) => first(found, notFound))
   })
 }
 
@@ -61,7 +65,11 @@ export const findRun = (db: Session, runId: string): Effect.Effect<Run, NotFound
 export const runStage = (db: Session, runId: string): Effect.Effect<LifecycleStage, NotFound | SqlError> =>
   Effect.flatMap(
     db.sql<{ readonly lifecycle_stage: string | null }>`SELECT lifecycle_stage FROM runs WHERE run_uuid = ${runId}`,
-    (rows) => Effect.map(first(rows, () => new NotFound({ entity: "run", key: runId })), (row) => Rows.stage(row.lifecycle_stage))
+    (rows) =>
+      Effect.map(
+        first(rows, () => new NotFound({ entity: "run", key: runId })),
+        (row) => Rows.stage(row.lifecycle_stage)
+      )
   )
 
 /** Inside a write: NotFound or MLflow's answer unless the run is active. @internal */

@@ -7,9 +7,17 @@
  */
 import { Clock, Effect, Option, Stream } from "effect"
 import { InvalidInput, NotFound } from "../../errors.js"
-import type { CreateRunOptions, KeyValue, LifecycleStage, LogBatchExtras, Mlflow, SearchRunsOptions, UpdateRunOptions } from "../Mlflow.js"
+import type {
+  CreateRunOptions,
+  KeyValue,
+  LifecycleStage,
+  LogBatchExtras,
+  Mlflow,
+  Run,
+  SearchRunsOptions,
+  UpdateRunOptions
+} from "../Mlflow.js"
 import { validateExtras, validateTagKey } from "../Mlflow.js"
-import type { Run } from "../Mlflow.js"
 import type { RunAccess } from "../semantics.js"
 import {
   checkRunsSearch,
@@ -52,8 +60,12 @@ const createRun = (db: Session) => (options: CreateRunOptions) =>
       Effect.gen(function*() {
         const rows = yield* sql<{ readonly lifecycle_stage: string | null }>`SELECT lifecycle_stage FROM experiments WHERE experiment_id = ${id}`
         const row = rows[0]
-        if (row === undefined) return yield* Effect.fail(new NotFound({ entity: "experiment", key: options.experimentId }))
-        if (Rows.stage(row.lifecycle_stage) !== "active") return yield* Effect.fail(notActiveExperiment(options.experimentId))
+        if (row === undefined) {
+          return yield* Effect.fail(new NotFound({ entity: "experiment", key: options.experimentId }))
+        }
+        if (Rows.stage(row.lifecycle_stage) !== "active") {
+          return yield* Effect.fail(notActiveExperiment(options.experimentId))
+        }
         yield* sql`INSERT INTO runs ${
           sql.insert({
             run_uuid: runId,
@@ -94,10 +106,13 @@ const searchRuns = (db: Session) => (options: SearchRunsOptions) =>
       )
       const runs = yield* runsWhere(
         db,
-        sql`r.experiment_id IN ${sql.in(keys)} AND r.lifecycle_stage IN ${sql.in(views)}${sql.join("", false)(narrowing)}`
+        sql`r.experiment_id IN ${sql.in(keys)} AND r.lifecycle_stage IN ${sql.in(views)}${
+          sql.join("", false)(narrowing)
+        }`
       )
       const experimentIds = keys.map(String)
-      return Stream.fromIterable(selectRuns(runs, runAccess, { experimentIds, viewType: options.viewType, filter, order }))
+      const search = { experimentIds, viewType: options.viewType, filter, order }
+      return Stream.fromIterable(selectRuns(runs, runAccess, search))
     })
   ).pipe(Stream.withSpan("MlflowSql.searchRuns"))
 
@@ -168,7 +183,9 @@ export const methods = (db: Session): RunMethods => ({
   getRun: getRun(db),
   searchRuns: searchRuns(db),
   setTag: (runId, key, value) =>
-    Effect.zipRight(validateTagKey(key), setTags(db)(runId, [{ key, value }])).pipe(Effect.withSpan("MlflowSql.setTag")),
+    Effect.zipRight(validateTagKey(key), setTags(db)(runId, [{ key, value }])).pipe(
+      Effect.withSpan("MlflowSql.setTag")
+    ),
   setTags: (runId, tags, extras) => setTags(db)(runId, tags, extras).pipe(Effect.withSpan("MlflowSql.setTags")),
   deleteRun: (runId) => setRunStage(db, runId, "deleted").pipe(Effect.withSpan("MlflowSql.deleteRun")),
   restoreRun: (runId) => setRunStage(db, runId, "active").pipe(Effect.withSpan("MlflowSql.restoreRun")),

@@ -19,6 +19,12 @@ import * as Schema from "./schema.js"
 import type { Dialect, SqlTarget } from "./uri.js"
 
 /** @internal */
+export type Transaction = <A, E>(
+  body: Effect.Effect<A, E | SqlError>,
+  onUnique?: () => E
+) => Effect.Effect<A, E | StorageError>
+
+/** @internal */
 export interface Session {
   readonly sql: SqlClient.SqlClient
   readonly target: SqlTarget
@@ -33,9 +39,9 @@ export interface Session {
   readonly key: Identifier
   readonly error: (e: SqlError) => StorageError
   /** One transaction, run again on a transient failure; a unique violation is `onUnique` when given. */
-  readonly transaction: <A, E>(body: Effect.Effect<A, E | SqlError>, onUnique?: () => E) => Effect.Effect<A, E | StorageError>
+  readonly transaction: Transaction
   /** One write transaction (on sqlite holding the write lock from its start). */
-  readonly write: <A, E>(body: Effect.Effect<A, E | SqlError>, onUnique?: () => E) => Effect.Effect<A, E | StorageError>
+  readonly write: Transaction
   /** ` AND <alias>.workspace = 'default'` on MLflow 3's schema (only the default workspace is seen), else nothing. */
   readonly inWorkspace: (alias: string) => Fragment
   /** An experiment id as the column takes it, or none when it cannot name a row (not an integer, out of range). */
@@ -53,7 +59,10 @@ const fileLock = (filename: string): Effect.Semaphore => {
   return lock
 }
 
-const retrying = Schedule.intersect(Schedule.exponential(Duration.millis(20)).pipe(Schedule.jittered), Schedule.recurs(8))
+const retrying = Schedule.intersect(
+  Schedule.exponential(Duration.millis(20)).pipe(Schedule.jittered),
+  Schedule.recurs(8)
+)
 
 const MAX_SQLITE_ID = 9223372036854775807n
 const MAX_INTEGER_ID = 2147483647n
@@ -97,7 +106,10 @@ export const open = (
           onUnique !== undefined && isUniqueViolation(e) ? Effect.fail(onUnique()) : Effect.fail(error(e)))
       )
 
-    const write = <A, E>(body: Effect.Effect<A, E | SqlError>, onUnique?: () => E): Effect.Effect<A, E | StorageError> =>
+    const write = <A, E>(
+      body: Effect.Effect<A, E | SqlError>,
+      onUnique?: () => E
+    ): Effect.Effect<A, E | StorageError> =>
       transaction(Effect.zipRight(lock, body), onUnique)
 
     const { workspaced } = yield* Schema.open({ sql, target, artifactRoot, transaction, error })

@@ -31,7 +31,11 @@ const upsert = (db: Session, owner: "run_uuid" | "experiment_id") =>
     : db.sql`ON CONFLICT (${db.key}, ${db.sql.literal(owner)}) DO UPDATE SET value = excluded.value`
 
 /** A run's tags (the last value of a key wins); `mlflow.runName` also names the run. @internal */
-export const writeRunTags = (db: Session, runId: string, tags: ReadonlyArray<KeyValue>): Effect.Effect<void, SqlError> =>
+export const writeRunTags = (
+  db: Session,
+  runId: string,
+  tags: ReadonlyArray<KeyValue>
+): Effect.Effect<void, SqlError> =>
   Effect.gen(function*() {
     const { sql } = db
     const rows = lastWins(tags).map((t) => ({ key: t.key, value: cut(t.value, MAX_RUN_TAG_VALUE), run_uuid: runId }))
@@ -49,7 +53,11 @@ export const writeExperimentTags = (
   tags: ReadonlyArray<KeyValue>
 ): Effect.Effect<void, SqlError> => {
   const { sql } = db
-  const rows = tags.map((t) => ({ key: t.key, value: cut(t.value, MAX_EXPERIMENT_TAG_VALUE), experiment_id: experimentId }))
+  const rows = tags.map((t) => ({
+    key: t.key,
+    value: cut(t.value, MAX_EXPERIMENT_TAG_VALUE),
+    experiment_id: experimentId
+  }))
   return rows.length === 0
     ? Effect.void
     : Effect.asVoid(sql`INSERT INTO experiment_tags ${sql.insert(rows)} ${upsert(db, "experiment_id")}`)
