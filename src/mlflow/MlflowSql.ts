@@ -39,6 +39,8 @@ import * as SqlUri from "./sql/uri.js"
 import type { SqlTarget } from "./sql/uri.js"
 import * as Writes from "./sql/writes.js"
 
+// the alembic revision of the databases this layer creates; whether a tracking URI names a database; a URI as
+// messages show it (the password masked)
 export { CREATED_REVISION } from "./sql/ddl.js"
 export { isDatabaseUri, redactUri } from "./sql/uri.js"
 
