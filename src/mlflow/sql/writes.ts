@@ -24,6 +24,13 @@ export const MAX_RUN_NAME = 250
 /** The first `n` code points of `s` (as Python slices and PostgreSQL counts a varchar), never half a pair. @internal */
 export const cut = (s: string, n: number): string => (s.length <= n ? s : Array.from(s).slice(0, n).join(""))
 
+/** A write of a run's entries inside the caller's transaction. @internal */
+export type RunWrite<A, E = never> = (
+  db: Session,
+  runId: string,
+  entries: ReadonlyArray<A>
+) => Effect.Effect<void, E | SqlError>
+
 /** `INSERT … <upsert>`: the value of an existing (key, `owner`) row is replaced. */
 const upsert = (db: Session, owner: "run_uuid" | "experiment_id") =>
   db.dialect === "mysql"
@@ -31,11 +38,7 @@ const upsert = (db: Session, owner: "run_uuid" | "experiment_id") =>
     : db.sql`ON CONFLICT (${db.key}, ${db.sql.literal(owner)}) DO UPDATE SET value = excluded.value`
 
 /** A run's tags (the last value of a key wins); `mlflow.runName` also names the run. @internal */
-export const writeRunTags = (
-  db: Session,
-  runId: string,
-  tags: ReadonlyArray<KeyValue>
-): Effect.Effect<void, SqlError> =>
+export const writeRunTags: RunWrite<KeyValue> = (db, runId, tags) =>
   Effect.gen(function*() {
     const { sql } = db
     const rows = lastWins(tags).map((t) => ({ key: t.key, value: cut(t.value, MAX_RUN_TAG_VALUE), run_uuid: runId }))
@@ -69,11 +72,7 @@ export const writeExperimentTags = (
  *
  * @internal
  */
-export const writeParams = (
-  db: Session,
-  runId: string,
-  params: ReadonlyArray<KeyValue>
-): Effect.Effect<void, MlflowApiError | SqlError> =>
+export const writeParams: RunWrite<KeyValue, MlflowApiError> = (db, runId, params) =>
   Effect.gen(function*() {
     if (params.length === 0) return
     const { key, sql } = db
@@ -123,11 +122,7 @@ const latestOf = (metrics: ReadonlyArray<MetricPoint>): Map<string, MetricPoint>
  *
  * @internal
  */
-export const writeMetrics = (
-  db: Session,
-  runId: string,
-  metrics: ReadonlyArray<MetricPoint>
-): Effect.Effect<void, SqlError> =>
+export const writeMetrics: RunWrite<MetricPoint> = (db, runId, metrics) =>
   Effect.gen(function*() {
     if (metrics.length === 0) return
     const { dialect, key, sql } = db
