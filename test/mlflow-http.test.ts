@@ -173,7 +173,7 @@ describe("MlflowHttp settings", () => {
           expect(insecure.connect).toEqual({ rejectUnauthorized: false })
           const missing = yield* Effect.flip(MlflowHttp.tlsOptions({ serverCertPath: join(dir, "nope.pem") }))
           expect(missing).toMatchObject({ _tag: "StorageError", path: join(dir, "nope.pem") })
-        }),
+        }).pipe(Effect.provide(NodeContext.layer)),
         Effect.promise(() => rm(dir, { recursive: true, force: true }))
       )
     }))
