@@ -5,7 +5,7 @@
 import { Data, Either, Equal, Hash } from "effect"
 import { InvalidManifest } from "../errors.js"
 import { ReleaseKey } from "./ReleaseKey.js"
-import { floatRepr } from "./tomlPython.js"
+import { floatRepr } from "./internal/pythonRepr.js"
 
 /** The fields a manifest module must define, in the order ForML reads them. */
 const FIELDS = ["NAME", "VERSION", "PACKAGE", "MODULES"] as const

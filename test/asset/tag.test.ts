@@ -3,8 +3,8 @@ import { Duration, Effect, Either, Equal, Hash, Option, Schema, TestClock } from
 import { Buffer } from "node:buffer"
 import { StateId } from "../../src/asset/StateId.js"
 import { LocalDate, LocalTime, Tag, Timestamp, TomlTable, TomlValue } from "../../src/asset/Tag.js"
-import { readToml } from "../../src/asset/tomlRead.js"
-import { floatRepr } from "../../src/asset/tomlPython.js"
+import { readToml } from "../../src/asset/internal/tomlRead.js"
+import { floatRepr } from "../../src/asset/internal/pythonRepr.js"
 import { readJson } from "../support/shared.js"
 
 // ---- the vectors' value encoding (forml-vectors/README.md) <-> TomlValue ----

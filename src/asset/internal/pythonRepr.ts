@@ -1,5 +1,9 @@
 /**
- * Python's text forms of numbers, as ForML's TOML writer (toml 0.10.2) and its keys (`str(value)`) print them.
+ * Python's text forms of numbers, as ForML's TOML writer (toml 0.10.2), its keys (`str(value)`) and MLflow's file
+ * store print them. Hand-written because no JavaScript library prints Python's `repr(float)`, and a key or a tag
+ * that prints a number differently is a different key or tag.
+ *
+ * @internal
  */
 
 /** `repr(float)` of Python 3: shortest round-trip digits, exponent form below 1e-4 and from 1e16 on. */
