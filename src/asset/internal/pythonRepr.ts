@@ -33,3 +33,6 @@ export const floatRepr = (x: number): string => {
  * `float`. A JS number cannot tell `1` from `1.0`; integral numbers are taken as integers.
  */
 export const numberStr = (x: number): string => (Number.isInteger(x) ? BigInt(x).toString() : floatRepr(x))
+
+/** `n` in lower-case hexadecimal, zero-padded to `width` digits (for `\x`, `\u` and `\U` escapes). */
+export const hex = (n: number, width: number): string => n.toString(16).padStart(width, "0")

@@ -7,12 +7,10 @@
  * @internal
  */
 import { LocalDate, LocalTime, Timestamp, TomlTable, type TomlValue } from "./tomlValue.js"
-import { floatRepr } from "./pythonRepr.js"
+import { floatRepr, hex } from "./pythonRepr.js"
 
 // Python's str.isprintable() is false for these categories (the space excepted); repr() escapes them.
 const NON_PRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]/u
-
-const hex = (n: number, width: number): string => n.toString(16).padStart(width, "0")
 
 /**
  * A TOML basic string escaped the way Python's `repr()` (which toml 0.10.2 starts from) escapes it: `\\`, `\"`, `\n`,
