@@ -125,7 +125,9 @@ const fromValues = (values: ReadonlyMap<(typeof FIELDS)[number], Value>): Either
   const entries: Array<readonly [string, string]> = []
   for (const [k, v] of modules.entries) {
     if (k.type !== "str") return invalid(`MODULES keys must be strings, not ${describe(k)}`)
-    if (v.type !== "str") return invalid(`MODULES[${JSON.stringify(k.value)}] must be a module name string, not ${describe(v)}`)
+    if (v.type !== "str") {
+      return invalid(`MODULES[${JSON.stringify(k.value)}] must be a module name string, not ${describe(v)}`)
+    }
     entries.push([k.value, v.value])
   }
   // A repeated key keeps its first position and its last value, as in a Python dict.
