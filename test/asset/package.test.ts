@@ -103,6 +103,12 @@ const layer = NodeFileSystem.layer
 /** A fresh temporary directory for the test's scope. */
 const tempDir = Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped())
 
+/** A fresh temporary directory and the path of a package source tree (`src`, not yet created) inside it. */
+const tempSource = Effect.map(tempDir, (dir) => ({ dir, source: nodePath.join(dir, "src") }))
+
+/** The manifest of the small packages these tests create. */
+const smallManifest = Either.getOrThrow(Manifest.make({ name: "p", version: "1", package: "pkg" }))
+
 /** Writes bytes to `<dir>/<name>` and returns the path. */
 const put = (dir: string, name: string, bytes: Uint8Array) =>
   Effect.sync(() => {
@@ -214,17 +220,15 @@ describe("Package.create", () => {
 
   it.scoped("follows symbolic links and keeps file modes, skipping only the root manifest", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
-      const source = nodePath.join(dir, "src")
+      const { dir, source } = yield* tempSource
       yield* put(source, "pkg/__4ml__.py", Buffer.from("nested, kept", "utf-8"))
       yield* put(source, "pkg/run.sh", Buffer.from("#!/bin/sh\n", "utf-8"))
       nodeFs.chmodSync(nodePath.join(source, "pkg/run.sh"), 0o755)
       yield* put(dir, "outside/data.txt", Buffer.from("linked", "utf-8"))
       nodeFs.symlinkSync(nodePath.join(dir, "outside"), nodePath.join(source, "linked"))
       nodeFs.symlinkSync("linked", nodePath.join(source, "loop"), "dir") // a second way to the same tree
-      const manifest = Either.getOrThrow(Manifest.make({ name: "p", version: "1", package: "pkg" }))
       const target = nodePath.join(dir, "p.4ml")
-      yield* Package.create(source, manifest, target)
+      yield* Package.create(source, smallManifest, target)
       const entries = yield* listZip(target)
       expect(entries.map((e) => e.name)).toEqual([
         "__4ml__.py",
@@ -239,24 +243,20 @@ describe("Package.create", () => {
 
   it.scoped("rejects a symbolic link cycle and a missing source, leaving no partial zip", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
-      const source = nodePath.join(dir, "src")
+      const { dir, source } = yield* tempSource
       yield* put(source, "a/f.py", Buffer.from("", "utf-8"))
       nodeFs.symlinkSync("..", nodePath.join(source, "a", "up"))
-      const manifest = Either.getOrThrow(Manifest.make({ name: "p", version: "1", package: "pkg" }))
-      const cycle = yield* Effect.flip(Package.create(source, manifest, nodePath.join(dir, "p.4ml")))
+      const cycle = yield* Effect.flip(Package.create(source, smallManifest, nodePath.join(dir, "p.4ml")))
       expect(cycle.message).toMatch(/directory cycle/)
-      const missing = yield* Effect.flip(Package.create(nodePath.join(dir, "nope"), manifest, nodePath.join(dir, "q.4ml")))
+      const missing = yield* Effect.flip(Package.create(nodePath.join(dir, "nope"), smallManifest, nodePath.join(dir, "q.4ml")))
       expect(missing._tag).toBe("InvalidPackage")
       expect(nodeFs.readdirSync(dir)).toEqual(["src"])
     }).pipe(Effect.provide(layer)))
 
   it.scoped("fails with a StorageError and removes the partial zip when a file changes while it is zipped", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
-      const source = nodePath.join(dir, "src")
+      const { dir, source } = yield* tempSource
       yield* put(source, "a.py", Buffer.from("x", "utf-8"))
-      const manifest = Either.getOrThrow(Manifest.make({ name: "p", version: "1", package: "pkg" }))
       // The file is listed, then grows before its bytes are read: the declared size no longer holds.
       const fs = yield* FileSystem.FileSystem
       const growing: FileSystem.FileSystem = {
@@ -268,7 +268,7 @@ describe("Package.create", () => {
             }))
       }
       const error = yield* Effect.flip(
-        Package.create(source, manifest, nodePath.join(dir, "p.4ml")).pipe(
+        Package.create(source, smallManifest, nodePath.join(dir, "p.4ml")).pipe(
           Effect.provideService(FileSystem.FileSystem, growing)
         )
       )
@@ -282,8 +282,7 @@ describe("Package.toZip", () => {
     Effect.gen(function*() {
       const zip = yield* Package.open(zipOf(hello2))
       expect(yield* Package.toZip(zip, "/nonexistent")).toBe(zipOf(hello2))
-      const dir = yield* tempDir
-      const source = nodePath.join(dir, "src")
+      const { dir, source } = yield* tempSource
       yield* Package.unpack(zipOf(hello2), source)
       const directory = yield* Package.open(source)
       expect(directory.kind).toBe("directory")
@@ -426,8 +425,7 @@ describe("Package.unpack", () => {
 describe("Package streaming", () => {
   it.scoped("creates and unpacks a package much larger than the memory it uses", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
-      const source = nodePath.join(dir, "src")
+      const { dir, source } = yield* tempSource
       nodeFs.mkdirSync(source)
       const size = 96 * 1024 * 1024
       const block = Buffer.alloc(1024 * 1024)
