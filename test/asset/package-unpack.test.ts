@@ -21,6 +21,17 @@ import {
   zipOf
 } from "./packageSupport.js"
 
+/** Unpacks `zip` into `<dir>/root/out`, which must fail with an InvalidPackage saying `reason` and leave root empty. */
+const unpackRefused = (zip: string, dir: string, reason: RegExp) =>
+  Effect.gen(function*() {
+    const root = nodePath.join(dir, "root")
+    nodeFs.mkdirSync(root)
+    const error = yield* Effect.flip(Package.unpack(zip, nodePath.join(root, "out")))
+    expect(error._tag).toBe("InvalidPackage")
+    expect(error.message).toMatch(reason)
+    expect(nodeFs.readdirSync(root)).toEqual([])
+  })
+
 describe("Package.unpack", () => {
   it.scoped("extracts ForML's helloworld.4ml entry for entry", () =>
     Effect.gen(function*() {
@@ -86,12 +97,7 @@ describe("Package.unpack", () => {
         const opened = yield* Effect.flip(Package.open(zip))
         expect(opened._tag).toBe("InvalidPackage")
         expect(opened.message).toMatch(reason)
-        const root = nodePath.join(dir, "root")
-        nodeFs.mkdirSync(root)
-        const unpacked = yield* Effect.flip(Package.unpack(zip, nodePath.join(root, "out")))
-        expect(unpacked._tag).toBe("InvalidPackage")
-        expect(unpacked.message).toMatch(reason)
-        expect(nodeFs.readdirSync(root)).toEqual([])
+        yield* unpackRefused(zip, dir, reason)
         expect(nodeFs.readdirSync(dir).sort()).toEqual(["p.4ml", "root"])
       }).pipe(Effect.provide(layer))
   )
@@ -109,12 +115,7 @@ describe("Package.unpack", () => {
       Effect.gen(function*() {
         const dir = yield* tempDir
         const zip = yield* put(dir, "p.4ml", rawZip(entries))
-        const root = nodePath.join(dir, "root")
-        nodeFs.mkdirSync(root)
-        const error = yield* Effect.flip(Package.unpack(zip, nodePath.join(root, "out")))
-        expect(error._tag).toBe("InvalidPackage")
-        expect(error.message).toMatch(reason)
-        expect(nodeFs.readdirSync(root)).toEqual([])
+        yield* unpackRefused(zip, dir, reason)
       }).pipe(Effect.provide(layer))
   )
 
