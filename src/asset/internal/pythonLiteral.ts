@@ -1,8 +1,8 @@
 /**
  * The literal subset of Python that ForML's manifests are written in: module-level assignments of literal values
  * (strings, numbers, None/True/False, dicts) read from tokenised source, and strings and dicts written so that Python
- * reads them back. Hand-written because a manifest must be read without running Python, and only the assignments of
- * the names asked for, with anything that could change them at run time refused.
+ * reads them back. Hand-written because a manifest is read without ever running Python, and no JavaScript library
+ * evaluates Python literals while refusing every statement that could change them at run time.
  *
  * @internal
  */
