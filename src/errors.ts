@@ -4,42 +4,32 @@
  */
 import { Schema } from "effect"
 
+/** The fields of an error about one entity: what kind of thing (`entity`) and which one (`key`). */
+const EntityKey = { entity: Schema.String, key: Schema.String }
+
 /** The thing asked for is not there: an experiment, run, artifact, project, release, generation or state. */
-export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
-  entity: Schema.String,
-  key: Schema.String
-}) {
+export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", EntityKey) {
   override get message(): string {
     return `${this.entity} not found: ${this.key}`
   }
 }
 
 /** More than one entity matches where exactly one was expected. */
-export class Ambiguous extends Schema.TaggedError<Ambiguous>()("Ambiguous", {
-  entity: Schema.String,
-  key: Schema.String,
-  count: Schema.Number
-}) {
+export class Ambiguous extends Schema.TaggedError<Ambiguous>()("Ambiguous", { ...EntityKey, count: Schema.Number }) {
   override get message(): string {
     return `${this.entity} is ambiguous: ${this.count} matches for ${this.key}`
   }
 }
 
 /** A listing has nothing in it, or a generation has no tag. */
-export class Empty extends Schema.TaggedError<Empty>()("Empty", {
-  entity: Schema.String,
-  key: Schema.String
-}) {
+export class Empty extends Schema.TaggedError<Empty>()("Empty", EntityKey) {
   override get message(): string {
     return this.key === "" ? `no ${this.entity}` : `no ${this.entity} in ${this.key}`
   }
 }
 
 /** An entity of that name already exists (an experiment name is taken, even by a deleted one). */
-export class AlreadyExists extends Schema.TaggedError<AlreadyExists>()("AlreadyExists", {
-  entity: Schema.String,
-  key: Schema.String
-}) {
+export class AlreadyExists extends Schema.TaggedError<AlreadyExists>()("AlreadyExists", EntityKey) {
   override get message(): string {
     return `${this.entity} already exists: ${this.key}`
   }

@@ -4,7 +4,7 @@
  */
 import { Brand, Either, Order, ParseResult, Schema } from "effect"
 import { InvalidInput } from "../errors.js"
-import { numberStr } from "./tomlPython.js"
+import { numberStr } from "./internal/pythonRepr.js"
 
 export type GenerationKey = number & Brand.Brand<"GenerationKey">
 

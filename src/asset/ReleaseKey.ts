@@ -5,7 +5,7 @@
 import { VERSION_PATTERN } from "@renovatebot/pep440/lib/version.js"
 import { Either, Equal, Hash, Option, Order, ParseResult, Schema } from "effect"
 import { InvalidInput } from "../errors.js"
-import { numberStr } from "./tomlPython.js"
+import { numberStr } from "./internal/pythonRepr.js"
 
 // The grammar is the library's (identical to packaging's); the pieces are read here with bigints, because the
 // library turns numbers into JS numbers (lossy past 2^53) and reads local parts like `1e3` as numbers.

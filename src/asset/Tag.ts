@@ -5,11 +5,11 @@
 import { Data, Either, Equal, Hash, Option, ParseResult, Schema } from "effect"
 import { InvalidTag } from "../errors.js"
 import { StateId } from "./StateId.js"
-import { lookup, readToml } from "./tomlRead.js"
-import { Timestamp, TomlTable, TomlValue } from "./tomlValue.js"
-import { dumps } from "./tomlWrite.js"
+import { lookup, readToml } from "./internal/tomlRead.js"
+import { Timestamp, TomlTable, TomlValue } from "./internal/tomlValue.js"
+import { dumps } from "./internal/tomlWrite.js"
 
-export { LocalDate, LocalTime, Timestamp, TomlTable, TomlValue } from "./tomlValue.js"
+export { LocalDate, LocalTime, Timestamp, TomlTable, TomlValue } from "./internal/tomlValue.js"
 
 export declare namespace Tag {
   /** The training mode: when it ran and, optionally, the ordinal (the data point it trained up to). */

@@ -233,12 +233,13 @@ describe("Manifest.read: ForML's read cases", () => {
   })
 })
 
-describe("Manifest.read: Python literal forms", () => {
-  const wrap = (lines: Record<string, string>) =>
-    Object.entries({ NAME: "'n'", VERSION: "'1'", PACKAGE: "'p'", MODULES: "{}", ...lines })
-      .map(([k, v]) => `${k} = ${v}`)
-      .join("\n")
+/** A manifest source with the four fields, `lines` replacing the default values of some. */
+const wrap = (lines: Record<string, string>) =>
+  Object.entries({ NAME: "'n'", VERSION: "'1'", PACKAGE: "'p'", MODULES: "{}", ...lines })
+    .map(([k, v]) => `${k} = ${v}`)
+    .join("\n")
 
+describe("Manifest.read: Python literal forms", () => {
   it.each([
     ["double quotes", "\"a b\"", "a b"],
     ["implicit concatenation", "'foo' \"bar\" '''baz'''", "foobarbaz"],
@@ -335,7 +336,9 @@ describe("Manifest.read: Python literal forms", () => {
       .toEqual({ name: "a", version: "1", package: "p\nq", modules: {} })
     expect(readOk(wrap({}).replace("NAME", "ＮＡＭＥ")).name).toBe("n")
   })
+})
 
+describe("Manifest.read: what needs Python, and syntax errors", () => {
   it.each([
     ["a concatenation", "NAME = 'a' + 'b'", /NAME \(line 1\) is computed by an expression/],
     ["a call", "MODULES = dict(source='x')", /MODULES \(line 4\) is computed from the name dict/],

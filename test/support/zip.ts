@@ -33,31 +33,26 @@ export const rawZip = (entries: ReadonlyArray<RawEntry>): Buffer => {
     const crc = e.crc ?? crc32(data)
     const size = e.size ?? data.length
     const flags = (e.flags ?? 0) | 0x800
-    const local = Buffer.alloc(30)
+    // The fields from "flags" to "extra field length", the same in the local and the central header.
+    const shared = (header: Buffer, at: number) => {
+      header.writeUInt16LE(flags, at)
+      header.writeUInt16LE(method, at + 2)
+      header.writeUInt16LE(0, at + 4) // time
+      header.writeUInt16LE(0x21, at + 6) // date
+      header.writeUInt32LE(crc, at + 8)
+      header.writeUInt32LE(body.length, at + 12)
+      header.writeUInt32LE(size, at + 16)
+      header.writeUInt16LE(name.length, at + 20)
+      header.writeUInt16LE(0, at + 22) // extra field length
+      return header
+    }
+    const local = shared(Buffer.alloc(30), 6)
     local.writeUInt32LE(0x04034b50, 0)
     local.writeUInt16LE(20, 4)
-    local.writeUInt16LE(flags, 6)
-    local.writeUInt16LE(method, 8)
-    local.writeUInt16LE(0, 10)
-    local.writeUInt16LE(0x21, 12)
-    local.writeUInt32LE(crc, 14)
-    local.writeUInt32LE(body.length, 18)
-    local.writeUInt32LE(size, 22)
-    local.writeUInt16LE(name.length, 26)
-    local.writeUInt16LE(0, 28)
-    const central = Buffer.alloc(46)
+    const central = shared(Buffer.alloc(46), 8)
     central.writeUInt32LE(0x02014b50, 0)
     central.writeUInt16LE(e.versionMadeBy ?? 0x0314, 4)
     central.writeUInt16LE(20, 6)
-    central.writeUInt16LE(flags, 8)
-    central.writeUInt16LE(method, 10)
-    central.writeUInt16LE(0, 12)
-    central.writeUInt16LE(0x21, 14)
-    central.writeUInt32LE(crc, 16)
-    central.writeUInt32LE(body.length, 20)
-    central.writeUInt32LE(size, 24)
-    central.writeUInt16LE(name.length, 28)
-    central.writeUInt16LE(0, 30)
     central.writeUInt16LE(0, 32)
     central.writeUInt16LE(0, 34)
     central.writeUInt16LE(0, 36)

@@ -1,10 +1,11 @@
 /**
  * The values a TOML document holds, kept as exactly as ForML's Python side sees them: integers as `bigint` (int64
  * and beyond survive), floats as `number` (so `3.0` stays a float and `3n` an integer), date-times to the microsecond
- * with their offset, local dates and times, arrays and ordered tables.
+ * with their offset, local dates and times, arrays and ordered tables. The classes are public, re-exported by
+ * `Tag.ts`; the calendar arithmetic is hand-written because a JS `Date` keeps milliseconds and no offset.
  */
 import { Clock, Effect, Either, Equal, Hash, Option, Order } from "effect"
-import { InvalidInput } from "../errors.js"
+import { InvalidInput } from "../../errors.js"
 
 const pad = (n: number, width: number): string => String(n).padStart(width, "0")
 
@@ -78,10 +79,33 @@ export interface TimestampFields {
 const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})?$/
 
 /**
+ * A value known by its text form: equal to a value of the same class with the same text, hashed by it, and written
+ * to JSON as it.
+ */
+abstract class TextForm implements Equal.Equal {
+  /** The class's name in hashes, so that a date and a string of the same text hash apart. */
+  protected abstract get kindName(): string
+
+  abstract toString(): string
+
+  toJSON(): string {
+    return this.toString()
+  }
+
+  [Equal.symbol](that: Equal.Equal): boolean {
+    return that instanceof TextForm && that.constructor === this.constructor && this.toString() === that.toString()
+  }
+
+  [Hash.symbol](): number {
+    return Hash.cached(this, Hash.string(`${this.kindName}:${this.toString()}`))
+  }
+}
+
+/**
  * A date-time to the microsecond, naive (no offset: ForML writes `datetime.utcnow()`, so naive means UTC) or with a
  * UTC offset. Equal when every field and the offset are equal; `Timestamp.Order` orders by instant.
  */
-export class Timestamp implements Equal.Equal {
+export class Timestamp extends TextForm {
   private constructor(
     readonly year: number,
     readonly month: number,
@@ -92,7 +116,13 @@ export class Timestamp implements Equal.Equal {
     readonly microsecond: number,
     /** Minutes east of UTC; none for a naive date-time. `Z` and `+00:00` are both `some(0)`. */
     readonly offset: Option.Option<number>
-  ) {}
+  ) {
+    super()
+  }
+
+  protected get kindName(): string {
+    return "Timestamp"
+  }
 
   /** A timestamp from its fields, checked (years 1-9999 as in Python, offsets within ±23:59). */
   static make(fields: TimestampFields): Either.Either<Timestamp, InvalidInput> {
@@ -226,16 +256,9 @@ export class Timestamp implements Equal.Equal {
     return Timestamp.toIsoString(this).replace("+00:00", "Z")
   }
 
-  toJSON(): string {
+  /** Python's `isoformat()` (an offset of zero as `+00:00`). */
+  override toJSON(): string {
     return Timestamp.toIsoString(this)
-  }
-
-  [Equal.symbol](that: Equal.Equal): boolean {
-    return that instanceof Timestamp && this.toString() === that.toString()
-  }
-
-  [Hash.symbol](): number {
-    return Hash.cached(this, Hash.string(`Timestamp:${this.toString()}`))
   }
 }
 
@@ -245,8 +268,14 @@ const DATE = /^(\d{4})-(\d{2})-(\d{2})$/
 const TIME = /^(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?$/
 
 /** A TOML local date (Python `datetime.date`). */
-export class LocalDate implements Equal.Equal {
-  private constructor(readonly year: number, readonly month: number, readonly day: number) {}
+export class LocalDate extends TextForm {
+  private constructor(readonly year: number, readonly month: number, readonly day: number) {
+    super()
+  }
+
+  protected get kindName(): string {
+    return "LocalDate"
+  }
 
   static make(year: number, month: number, day: number): Either.Either<LocalDate, InvalidInput> {
     const problem = dateProblem(year, month, day)
@@ -269,28 +298,22 @@ export class LocalDate implements Equal.Equal {
   toString(): string {
     return `${pad(this.year, 4)}-${pad(this.month, 2)}-${pad(this.day, 2)}`
   }
-
-  toJSON(): string {
-    return this.toString()
-  }
-
-  [Equal.symbol](that: Equal.Equal): boolean {
-    return that instanceof LocalDate && this.toString() === that.toString()
-  }
-
-  [Hash.symbol](): number {
-    return Hash.string(`LocalDate:${this.toString()}`)
-  }
 }
 
 /** A TOML local time (Python `datetime.time`), to the microsecond. */
-export class LocalTime implements Equal.Equal {
+export class LocalTime extends TextForm {
   private constructor(
     readonly hour: number,
     readonly minute: number,
     readonly second: number,
     readonly microsecond: number
-  ) {}
+  ) {
+    super()
+  }
+
+  protected get kindName(): string {
+    return "LocalTime"
+  }
 
   static make(hour: number, minute: number, second = 0, microsecond = 0): Either.Either<LocalTime, InvalidInput> {
     const problem = timeProblem(hour, minute, second, microsecond)
@@ -313,18 +336,6 @@ export class LocalTime implements Equal.Equal {
   /** Python's `time.isoformat()`. */
   toString(): string {
     return `${pad(this.hour, 2)}:${pad(this.minute, 2)}:${pad(this.second, 2)}${isoFraction(this.microsecond)}`
-  }
-
-  toJSON(): string {
-    return this.toString()
-  }
-
-  [Equal.symbol](that: Equal.Equal): boolean {
-    return that instanceof LocalTime && this.toString() === that.toString()
-  }
-
-  [Hash.symbol](): number {
-    return Hash.string(`LocalTime:${this.toString()}`)
   }
 }
 

@@ -1,5 +1,9 @@
 /**
- * Python's text forms of numbers, as ForML's TOML writer (toml 0.10.2) and its keys (`str(value)`) print them.
+ * Python's text forms of numbers, as ForML's TOML writer (toml 0.10.2), its keys (`str(value)`) and MLflow's file
+ * store print them. Hand-written because no JavaScript library prints Python's `repr(float)`, and a key or a tag
+ * that prints a number differently is a different key or tag.
+ *
+ * @internal
  */
 
 /** `repr(float)` of Python 3: shortest round-trip digits, exponent form below 1e-4 and from 1e16 on. */
@@ -29,3 +33,6 @@ export const floatRepr = (x: number): string => {
  * `float`. A JS number cannot tell `1` from `1.0`; integral numbers are taken as integers.
  */
 export const numberStr = (x: number): string => (Number.isInteger(x) ? BigInt(x).toString() : floatRepr(x))
+
+/** `n` in lower-case hexadecimal, zero-padded to `width` digits (for `\x`, `\u` and `\U` escapes). */
+export const hex = (n: number, width: number): string => n.toString(16).padStart(width, "0")

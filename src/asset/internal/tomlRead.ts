@@ -2,6 +2,9 @@
  * Reads TOML text into `TomlValue`s with `smol-toml`, keeping what a JS `Date` would lose: date-times and times are
  * lifted out before parsing (by a scan that knows strings, comments, keys and values) and read here to the
  * microsecond, with ForML's reading of a lower-case `z` as "no offset"; integers come back as `bigint`.
+ * The scan is hand-written because `smol-toml` hands date-times over as a JS `Date`, which keeps only milliseconds.
+ *
+ * @internal
  */
 import { Either, Option } from "effect"
 import { parse, TomlDate } from "smol-toml"

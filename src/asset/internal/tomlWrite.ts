@@ -1,14 +1,16 @@
 /**
  * A TOML writer that lays a document out byte for byte as ForML's writer (toml 0.10.2 `dumps`) does, minus its
  * string-escaping bugs: where toml 0.10.2 corrupts a string (`\xNN` escapes), this writes a correct TOML escape.
+ * Hand-written because a tag's bytes must match Python's `toml` exactly (its table order, spacing, float and
+ * microsecond date-time forms), which no JavaScript TOML writer lays out.
+ *
+ * @internal
  */
 import { LocalDate, LocalTime, Timestamp, TomlTable, type TomlValue } from "./tomlValue.js"
-import { floatRepr } from "./tomlPython.js"
+import { floatRepr, hex } from "./pythonRepr.js"
 
 // Python's str.isprintable() is false for these categories (the space excepted); repr() escapes them.
 const NON_PRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]/u
-
-const hex = (n: number, width: number): string => n.toString(16).padStart(width, "0")
 
 /**
  * A TOML basic string escaped the way Python's `repr()` (which toml 0.10.2 starts from) escapes it: `\\`, `\"`, `\n`,
