@@ -53,7 +53,12 @@ export const make = (
         run.info,
         [{ name: Layout.ARTIFACT.package, size }],
         () =>
-          new IntegrityError({ artifact: Layout.ARTIFACT.package, expected: String(size), actual: "0", measure: "size" })
+          new IntegrityError({
+            artifact: Layout.ARTIFACT.package,
+            expected: String(size),
+            actual: "0",
+            measure: "size"
+          })
       )
       // published: the sha256 replaces the empty tag the run was created with, and the release lists from now on;
       // beside it (one round trip) the run is marked FINISHED, as MLflow's UI shows a run that is done
