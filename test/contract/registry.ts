@@ -23,7 +23,7 @@ import * as Filter from "../../src/mlflow/Filter.js"
 import { downloadBytes, Mlflow } from "../../src/mlflow/Mlflow.js"
 import type { Run } from "../../src/mlflow/Mlflow.js"
 import * as Layout from "../../src/registry/layout.js"
-import { MlflowRegistry } from "../../src/registry/MlflowRegistry.js"
+import * as MlflowRegistry from "../../src/registry/MlflowRegistry.js"
 import type { MlflowRegistryOptions } from "../../src/registry/MlflowRegistry.js"
 import type { Registry } from "../../src/registry/Registry.js"
 import { readJson, sharedPath } from "../support/shared.js"
@@ -123,7 +123,19 @@ export const experimentsNaming = (part: string) =>
 
 const tagOf = (run: Run, k: string): string | undefined => Option.getOrUndefined(run.tag(k))
 
-/** Pushes a release, trains one generation with the given states and closes it; returns the number used. */
+/** A fresh repoid, a registry instance on it, and a project (named after `name`) with release 1 pushed. */
+export const pushed = (name: string) =>
+  Effect.gen(function*() {
+    const repoid = unique("r")
+    const reg = yield* registry({ repoid })
+    const pkgs = yield* packages
+    const project = key.project(unique(name))
+    const release = key.release("1")
+    yield* reg.push(yield* pkgs.zip(project, "1"))
+    return { repoid, reg, pkgs, project, release }
+  })
+
+/** Trains one generation of a pushed release with the given states and closes it; returns the number used. */
 export const train = (
   reg: Registry.Service,
   project: ProjectKey,
@@ -201,12 +213,7 @@ export const registryContract = <E>(
 
     test("write, close, open and read a generation; sha256 tags and FINISHED on the committed run", () =>
       Effect.gen(function*() {
-        const repoid = unique("r")
-        const reg = yield* registry({ repoid })
-        const pkgs = yield* packages
-        const project = key.project(unique("gen"))
-        const release = key.release("1")
-        yield* reg.push(yield* pkgs.zip(project, "1"))
+        const { repoid, reg, project, release } = yield* pushed("gen")
         const s1 = StateId.random()
         const s2 = StateId.random()
         const used = yield* train(reg, project, release, [[s1, bytes("one")], [s2, bytes("two")]], 1)
@@ -319,12 +326,7 @@ export const registryContract = <E>(
     test("(3) a state absent from a committed generation is NotFound; a generation without tag.toml is Empty", () =>
       Effect.gen(function*() {
         const mlflow = yield* Mlflow
-        const repoid = unique("r")
-        const reg = yield* registry({ repoid })
-        const pkgs = yield* packages
-        const project = key.project(unique("absent"))
-        const release = key.release("1")
-        yield* reg.push(yield* pkgs.zip(project, "1"))
+        const { repoid, reg, project, release } = yield* pushed("absent")
         const sid = StateId.random()
         yield* train(reg, project, release, [[sid, bytes("s")]], 1)
         const absent = yield* Effect.flip(reg.read(project, release, key.generation(1), StateId.random()))
@@ -345,12 +347,7 @@ export const registryContract = <E>(
 
     test("(4) one fresh training run per close: two trainings in one instance give generations 1 and 2, intact", () =>
       Effect.gen(function*() {
-        const repoid = unique("r")
-        const reg = yield* registry({ repoid })
-        const pkgs = yield* packages
-        const project = key.project(unique("twice"))
-        const release = key.release("1")
-        yield* reg.push(yield* pkgs.zip(project, "1"))
+        const { repoid, reg, project, release } = yield* pushed("twice")
         const [a, b, c, d] = [StateId.random(), StateId.random(), StateId.random(), StateId.random()]
         expect(yield* train(reg, project, release, [[a, bytes("a")], [b, bytes("b")]], 1)).toBe(1)
         expect(yield* train(reg, project, release, [[c, bytes("c")], [d, bytes("d")]], 2)).toBe(2)
@@ -514,12 +511,7 @@ export const registryContract = <E>(
     test("(10) listings walk every page", () =>
       Effect.gen(function*() {
         const mlflow = yield* Mlflow
-        const repoid = unique("r")
-        const reg = yield* registry({ repoid })
-        const pkgs = yield* packages
-        const project = key.project(unique("pages"))
-        const release = key.release("1")
-        yield* reg.push(yield* pkgs.zip(project, "1"))
+        const { repoid, project, release } = yield* pushed("pages")
         const releaseRun = (yield* runsOf(`${project}@${repoid}`))[0]!
         // more committed generations than one page of the smallest page size any layer uses here is not practical
         // over HTTP, so 25 runs, listed by a second instance (the layers' own paging is in their contract)
@@ -535,12 +527,7 @@ export const registryContract = <E>(
     test("integrity: a tampered artifact fails with IntegrityError; artifacts without a sha256 tag read fine", () =>
       Effect.gen(function*() {
         const mlflow = yield* Mlflow
-        const repoid = unique("r")
-        const reg = yield* registry({ repoid })
-        const pkgs = yield* packages
-        const project = key.project(unique("tamper"))
-        const release = key.release("1")
-        yield* reg.push(yield* pkgs.zip(project, "1"))
+        const { repoid, reg, project, release } = yield* pushed("tamper")
         const sid = StateId.random()
         yield* train(reg, project, release, [[sid, bytes("genuine")]], 1)
         const runs = yield* runsOf(`${project}@${repoid}`)
@@ -668,12 +655,7 @@ export const registryContract = <E>(
     test("a generation number held by a ForML run is never shadowed: close moves to the next free number", () =>
       Effect.gen(function*() {
         const mlflow = yield* Mlflow
-        const repoid = unique("r")
-        const reg = yield* registry({ repoid })
-        const pkgs = yield* packages
-        const project = key.project(unique("forml"))
-        const release = key.release("1")
-        yield* reg.push(yield* pkgs.zip(project, "1"))
+        const { repoid, reg, project, release } = yield* pushed("forml")
         const sid = StateId.random()
         yield* reg.write(project, release, sid, bytes("ours"))
         // ForML commits generation 1 meanwhile (it never checks)
