@@ -135,6 +135,24 @@ export const pushed = (name: string) =>
     return { repoid, reg, pkgs, project, release }
   })
 
+/**
+ * A fresh repoid and project whose experiment holds one release run of version 1 tagged `tags` (what a push that
+ * stopped half-way leaves), and a registry instance on it.
+ */
+const leftBehind = (
+  name: string,
+  tags: (repoid: string, version: string) => ReadonlyArray<Layout.TagPair>
+) =>
+  Effect.gen(function*() {
+    const mlflow = yield* Mlflow
+    const repoid = unique("r")
+    const project = key.project(unique(name))
+    const experimentId = yield* mlflow.createExperiment(`${project}@${repoid}`)
+    const run = yield* mlflow.createRun({ experimentId, tags: tags(repoid, "1") })
+    const reg = yield* registry({ repoid })
+    return { repoid, project, run, reg }
+  })
+
 /** Trains one generation of a pushed release with the given states and closes it; returns the number used. */
 export const train = (
   reg: Registry.Service,
@@ -601,14 +619,9 @@ export const registryContract = <E>(
 
     test("a release run left without its package is listed, pulls as NotFound, and the next push repairs it", () =>
       Effect.gen(function*() {
-        const mlflow = yield* Mlflow
-        const repoid = unique("r")
-        const pkgs = yield* packages
-        const project = key.project(unique("broken"))
         // what ForML leaves when its upload fails: the experiment and the release run, no package.4ml
-        const experimentId = yield* mlflow.createExperiment(`${project}@${repoid}`)
-        const broken = yield* mlflow.createRun({ experimentId, tags: Layout.releaseTags(repoid, "1") })
-        const reg = yield* registry({ repoid })
+        const { repoid, project, run: broken, reg } = yield* leftBehind("broken", Layout.releaseTags)
+        const pkgs = yield* packages
         expect(yield* collect(reg.projects)).toEqual([project])
         expect((yield* collect(reg.releases(project))).map(String)).toEqual(["1"])
         const missing = yield* Effect.flip(reg.pull(project, key.release("1")))
@@ -621,14 +634,9 @@ export const registryContract = <E>(
 
     test("a push that did not finish (no package yet) is not listed and reads as NotFound until a push repairs it", () =>
       Effect.gen(function*() {
-        const mlflow = yield* Mlflow
-        const repoid = unique("r")
-        const pkgs = yield* packages
-        const project = key.project(unique("unfinished"))
         // what a push leaves when it fails between creating the release run and setting the package's sha256
-        const experimentId = yield* mlflow.createExperiment(`${project}@${repoid}`)
-        const unfinished = yield* mlflow.createRun({ experimentId, tags: Layout.newReleaseTags(repoid, "1") })
-        const reg = yield* registry({ repoid })
+        const { repoid, project, run: unfinished, reg } = yield* leftBehind("unfinished", Layout.newReleaseTags)
+        const pkgs = yield* packages
         expect(yield* collect(reg.projects)).toEqual([])
         expect(yield* collect(reg.releases(project))).toEqual([])
         expect((yield* Effect.flip(reg.pull(project, key.release("1"))))._tag).toBe("NotFound")
