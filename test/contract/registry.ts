@@ -153,6 +153,24 @@ const leftBehind = (
     return { repoid, project, run, reg }
   })
 
+/**
+ * A generation as ForML commits it under `releaseRun`: one state (returned) and its tag.toml, no sha256 tags, the
+ * commit tag set last.
+ */
+const formlGeneration = (repoid: string, releaseRun: Run, state: Uint8Array, generation: number) =>
+  Effect.gen(function*() {
+    const mlflow = yield* Mlflow
+    const run = yield* mlflow.createRun({
+      experimentId: releaseRun.info.experimentId,
+      tags: Layout.generationTags(repoid, releaseRun.runId, randomUUID())
+    })
+    const sid = StateId.random()
+    yield* mlflow.uploadArtifact(run.info, `${sid}.bin`, state)
+    yield* mlflow.uploadArtifact(run.info, "tag.toml", Tag.encodeBytes(tagWith(sid)))
+    yield* mlflow.setTag(run.runId, Layout.TAG.commit, String(generation))
+    return sid
+  })
+
 /** Trains one generation of a pushed release with the given states and closes it; returns the number used. */
 export const train = (
   reg: Registry.Service,
@@ -561,14 +579,7 @@ export const registryContract = <E>(
         expect((yield* Effect.flip(fresh.pull(project, release)))._tag).toBe("IntegrityError")
 
         // a generation as ForML writes it: no sha256 tags
-        const forml = yield* mlflow.createRun({
-          experimentId: releaseRun.info.experimentId,
-          tags: Layout.generationTags(repoid, releaseRun.runId, randomUUID())
-        })
-        const formlSid = StateId.random()
-        yield* mlflow.uploadArtifact(forml.info, `${formlSid}.bin`, bytes("pickled"))
-        yield* mlflow.uploadArtifact(forml.info, "tag.toml", Tag.encodeBytes(tagWith(formlSid)))
-        yield* mlflow.setTag(forml.runId, Layout.TAG.commit, "2")
+        const formlSid = yield* formlGeneration(repoid, releaseRun, bytes("pickled"), 2)
         expect(yield* fresh.read(project, release, key.generation(2), formlSid)).toEqual(bytes("pickled"))
         expect(Tag.equals(yield* fresh.open(project, release, key.generation(2)), tagWith(formlSid))).toBe(true)
       }))
@@ -662,20 +673,12 @@ export const registryContract = <E>(
 
     test("a generation number held by a ForML run is never shadowed: close moves to the next free number", () =>
       Effect.gen(function*() {
-        const mlflow = yield* Mlflow
         const { repoid, reg, project, release } = yield* pushed("forml")
         const sid = StateId.random()
         yield* reg.write(project, release, sid, bytes("ours"))
         // ForML commits generation 1 meanwhile (it never checks)
         const releaseRun = (yield* runsOf(`${project}@${repoid}`)).find((r) => tagOf(r, "forml.level") === "release")!
-        const forml = yield* mlflow.createRun({
-          experimentId: releaseRun.info.experimentId,
-          tags: Layout.generationTags(repoid, releaseRun.runId, randomUUID())
-        })
-        const formlSid = StateId.random()
-        yield* mlflow.uploadArtifact(forml.info, `${formlSid}.bin`, bytes("theirs"))
-        yield* mlflow.uploadArtifact(forml.info, "tag.toml", Tag.encodeBytes(tagWith(formlSid)))
-        yield* mlflow.setTag(forml.runId, Layout.TAG.commit, "1")
+        const formlSid = yield* formlGeneration(repoid, releaseRun, bytes("theirs"), 1)
         expect(yield* reg.close(project, release, key.generation(1), tagWith(sid))).toBe(2)
         const fresh = yield* registry({ repoid })
         expect(yield* fresh.read(project, release, key.generation(1), formlSid)).toEqual(bytes("theirs"))
