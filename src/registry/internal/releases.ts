@@ -16,6 +16,77 @@ import { memo } from "./memo.js"
 import type { ExperimentRef, ReleaseRef, ReleaseRuns } from "./runs.js"
 import { isActive, orVanished, releaseNotFound, runsOf, vanished } from "./runs.js"
 
+/**
+ * The active runs of a release after a create or restore. Every run carrying this create's token is ours (a lost
+ * reply and its retry may have made several); those that are not canonical are deleted (they are still empty).
+ * `ours`: whether a run of this create was found.
+ */
+const converge = (
+  i: Instance,
+  experiment: ExperimentRef,
+  release: ReleaseKey,
+  own: Option.Option<Run>,
+  token: Option.Option<string>
+) =>
+  Effect.gen(function*() {
+    let after = yield* i.dropAbandoned(
+      runsOf(yield* i.searchAll([experiment.id], Layout.releaseRuns(i.repoid)), release)
+    )
+    const mine = (r: Run) =>
+      Option.exists(own, (o) => o.runId === r.runId) ||
+      Option.exists(token, (t) => Option.contains(Layout.createTokenOf(r), t))
+    const ours = after.some(mine)
+    if (Arr.isNonEmptyReadonlyArray(after)) {
+      const canonical = after[0]
+      const duplicates = new Set(after.filter((r) => r.runId !== canonical.runId && mine(r)).map((r) => r.runId))
+      // our run may not show in the search yet
+      if (Option.isSome(own) && own.value.runId !== canonical.runId) duplicates.add(own.value.runId)
+      yield* i.deleteRuns(duplicates)
+      after = after.filter((r) => !duplicates.has(r.runId))
+    }
+    const runs = Arr.isNonEmptyReadonlyArray(after)
+      ? Option.some<ReleaseRuns>({ experiment, canonical: after[0], all: after })
+      : Option.map(own, (run): ReleaseRuns => ({ experiment, canonical: run, all: [run] }))
+    return { runs, ours: ours || Option.isSome(own) }
+  })
+
+/** The canonical release runs `converge` found, or the error of a release that vanished meanwhile. */
+const converged = (
+  i: Instance,
+  experiment: ExperimentRef,
+  project: ProjectKey,
+  release: ReleaseKey,
+  own: Option.Option<Run>,
+  token: Option.Option<string>
+) =>
+  Effect.flatMap(converge(i, experiment, release, own, token), ({ runs }) =>
+    Option.match(runs, {
+      onNone: () => Effect.fail(vanished(releaseNotFound(project, release))),
+      onSome: Effect.succeed
+    }))
+
+/** Creates a release run, then converges onto the canonical one. */
+const createRelease = (i: Instance, experiment: ExperimentRef, project: ProjectKey, release: ReleaseKey) =>
+  Effect.gen(function*() {
+    // one token for this create: every HTTP attempt of it sends the same body
+    const token = v4()
+    const creation = yield* Effect.either(orVanished(i.mlflow.createRun({
+      experimentId: experiment.id,
+      runName: Layout.releaseRunName(project, release.toString()),
+      userId: Layout.USER_ID,
+      startTime: yield* Clock.currentTimeMillis,
+      tags: [...Layout.newReleaseTags(i.repoid, release.toString()), Layout.createTag(token)],
+      idempotencyTag: Layout.TAG.create
+    })))
+    if (Either.isLeft(creation)) {
+      // the run may exist though the create failed (its reply lost, then the retry failed): it is ours
+      const value = yield* Effect.option(converge(i, experiment, release, Option.none(), Option.some(token)))
+      if (Option.isSome(value) && value.value.ours && Option.isSome(value.value.runs)) return value.value.runs.value
+      return yield* Effect.fail(creation.left)
+    }
+    return yield* converged(i, experiment, project, release, Option.some(creation.right), Option.some(token))
+  })
+
 /** The memos of one instance: `experiments` and `releases` find, `createdReleases` gets or creates. @internal */
 export type Releases = Effect.Effect.Success<ReturnType<typeof make>>
 
@@ -87,75 +158,6 @@ export const make = (i: Instance) =>
     )
 
     /**
-     * The active runs of a release after a create or restore. Every run carrying this create's token is ours (a lost
-     * reply and its retry may have made several); those that are not canonical are deleted (they are still empty).
-     * `ours`: whether a run of this create was found.
-     */
-    const converge = (
-      experiment: ExperimentRef,
-      release: ReleaseKey,
-      own: Option.Option<Run>,
-      token: Option.Option<string>
-    ) =>
-      Effect.gen(function*() {
-        let after = yield* i.dropAbandoned(
-          runsOf(yield* i.searchAll([experiment.id], Layout.releaseRuns(repoid)), release)
-        )
-        const mine = (r: Run) =>
-          Option.exists(own, (o) => o.runId === r.runId) ||
-          Option.exists(token, (t) => Option.contains(Layout.createTokenOf(r), t))
-        const ours = after.some(mine)
-        if (Arr.isNonEmptyReadonlyArray(after)) {
-          const canonical = after[0]
-          const duplicates = new Set(after.filter((r) => r.runId !== canonical.runId && mine(r)).map((r) => r.runId))
-          // our run may not show in the search yet
-          if (Option.isSome(own) && own.value.runId !== canonical.runId) duplicates.add(own.value.runId)
-          yield* i.deleteRuns(duplicates)
-          after = after.filter((r) => !duplicates.has(r.runId))
-        }
-        const runs = Arr.isNonEmptyReadonlyArray(after)
-          ? Option.some<ReleaseRuns>({ experiment, canonical: after[0], all: after })
-          : Option.map(own, (run): ReleaseRuns => ({ experiment, canonical: run, all: [run] }))
-        return { runs, ours: ours || Option.isSome(own) }
-      })
-
-    /** The canonical release runs `converge` found, or the error of a release that vanished meanwhile. */
-    const converged = (
-      experiment: ExperimentRef,
-      project: ProjectKey,
-      release: ReleaseKey,
-      own: Option.Option<Run>,
-      token: Option.Option<string>
-    ) =>
-      Effect.flatMap(converge(experiment, release, own, token), ({ runs }) =>
-        Option.match(runs, {
-          onNone: () => Effect.fail(vanished(releaseNotFound(project, release))),
-          onSome: Effect.succeed
-        }))
-
-    /** Creates a release run, then converges onto the canonical one. */
-    const createRelease = (experiment: ExperimentRef, project: ProjectKey, release: ReleaseKey) =>
-      Effect.gen(function*() {
-        // one token for this create: every HTTP attempt of it sends the same body
-        const token = v4()
-        const creation = yield* Effect.either(orVanished(mlflow.createRun({
-          experimentId: experiment.id,
-          runName: Layout.releaseRunName(project, release.toString()),
-          userId: Layout.USER_ID,
-          startTime: yield* Clock.currentTimeMillis,
-          tags: [...Layout.newReleaseTags(repoid, release.toString()), Layout.createTag(token)],
-          idempotencyTag: Layout.TAG.create
-        })))
-        if (Either.isLeft(creation)) {
-          // the run may exist though the create failed (its reply lost, then the retry failed): it is ours
-          const value = yield* Effect.option(converge(experiment, release, Option.none(), Option.some(token)))
-          if (Option.isSome(value) && value.value.ours && Option.isSome(value.value.runs)) return value.value.runs.value
-          return yield* Effect.fail(creation.left)
-        }
-        return yield* converged(experiment, project, release, Option.some(creation.right), Option.some(token))
-      })
-
-    /**
      * Get-or-create of a release run. After creating, the runs are searched again: when a racing writer's run is
      * canonical, ours (still empty) is deleted and theirs used, so every writer ends on the same run.
      */
@@ -164,16 +166,16 @@ export const make = (i: Instance) =>
         const [project, release] = ref
         const [[experiment, created], computed] = yield* createdExperiments.getFresh(project)
         // an experiment this very call created holds no run yet: skip the search (the check after creating runs)
-        if (created && computed) return yield* createRelease(experiment, project, release)
+        if (created && computed) return yield* createRelease(i, experiment, project, release)
         const runs = runsOf(yield* i.searchAll([experiment.id], Layout.releaseRuns(repoid), "ALL"), release)
         const active = yield* i.dropAbandoned(runs.filter(isActive))
         if (Arr.isNonEmptyReadonlyArray(active)) {
           const value: ReleaseRuns = { experiment, canonical: active[0], all: active }
           return value
         }
-        if (!Arr.isNonEmptyReadonlyArray(runs)) return yield* createRelease(experiment, project, release)
+        if (!Arr.isNonEmptyReadonlyArray(runs)) return yield* createRelease(i, experiment, project, release)
         yield* orVanished(mlflow.restoreRun(runs[0].runId))
-        return yield* converged(experiment, project, release, Option.none(), Option.none())
+        return yield* converged(i, experiment, project, release, Option.none(), Option.none())
       })
     )
 
