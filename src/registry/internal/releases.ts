@@ -51,19 +51,11 @@ const converge = (
   })
 
 /** The canonical release runs `converge` found, or the error of a release that vanished meanwhile. */
-const converged = (
-  i: Instance,
-  experiment: ExperimentRef,
-  project: ProjectKey,
-  release: ReleaseKey,
-  own: Option.Option<Run>,
-  token: Option.Option<string>
-) =>
-  Effect.flatMap(converge(i, experiment, release, own, token), ({ runs }) =>
-    Option.match(runs, {
-      onNone: () => Effect.fail(vanished(releaseNotFound(project, release))),
-      onSome: Effect.succeed
-    }))
+const found = (project: ProjectKey, release: ReleaseKey) => ({ runs }: { readonly runs: Option.Option<ReleaseRuns> }) =>
+  Option.match(runs, {
+    onNone: () => Effect.fail(vanished(releaseNotFound(project, release))),
+    onSome: Effect.succeed
+  })
 
 /** Creates a release run, then converges onto the canonical one. */
 const createRelease = (i: Instance, experiment: ExperimentRef, project: ProjectKey, release: ReleaseKey) =>
@@ -84,7 +76,8 @@ const createRelease = (i: Instance, experiment: ExperimentRef, project: ProjectK
       if (Option.isSome(value) && value.value.ours && Option.isSome(value.value.runs)) return value.value.runs.value
       return yield* Effect.fail(creation.left)
     }
-    return yield* converged(i, experiment, project, release, Option.some(creation.right), Option.some(token))
+    const converged = yield* converge(i, experiment, release, Option.some(creation.right), Option.some(token))
+    return yield* found(project, release)(converged)
   })
 
 /** The memos of one instance: `experiments` and `releases` find, `createdReleases` gets or creates. @internal */
@@ -175,7 +168,8 @@ export const make = (i: Instance) =>
         }
         if (!Arr.isNonEmptyReadonlyArray(runs)) return yield* createRelease(i, experiment, project, release)
         yield* orVanished(mlflow.restoreRun(runs[0].runId))
-        return yield* converged(i, experiment, project, release, Option.none(), Option.none())
+        const restored = yield* converge(i, experiment, release, Option.none(), Option.none())
+        return yield* found(project, release)(restored)
       })
     )
 
