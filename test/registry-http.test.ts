@@ -8,10 +8,11 @@ import { describe, expect, it } from "vitest"
 import { Package } from "../src/asset/Package.js"
 import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import * as Layout from "../src/registry/layout.js"
-import { MlflowRegistry } from "../src/registry/MlflowRegistry.js"
+import * as MlflowRegistry from "../src/registry/MlflowRegistry.js"
 import { registryContract } from "./contract/registry.js"
 import { activeRuns, helloworldZip, key, Probe, store, unique } from "./reliability/support.js"
 import { startEmulator } from "./support/emulator.js"
+import type { EmulatorOptions } from "./support/emulator.js"
 
 const platform = Layer.merge(NodeHttpClient.layerUndici, NodeContext.layer)
 /** No waiting between retries: the emulator answers at once. */
@@ -19,21 +20,20 @@ const fast = { backoffFactor: 0, backoffJitter: 0 } as const
 
 // (the 2.17 sqlite emulator runs the contract in direct mode in test/artifact-stores-*.test.ts; through its artifact
 // proxy here as the file-store backend, which differs from it only in experiment names and filters)
-registryContract("MlflowHttp + emulator (3.x sqlite)", () =>
-  Layer.unwrapScoped(
-    Effect.map(
-      startEmulator({ flavor: "3.x-sqlite" }),
-      (emulator) => MlflowHttp.layer({ trackingUri: emulator.url, ...fast })
-    )
-  ).pipe(Layer.provide(platform)))
+const emulators: ReadonlyArray<readonly [string, EmulatorOptions]> = [
+  ["3.x sqlite", { flavor: "3.x-sqlite" }],
+  ["2.17, file-store backend", { backend: "file" }]
+]
 
-registryContract("MlflowHttp + emulator (2.17, file-store backend)", () =>
-  Layer.unwrapScoped(
-    Effect.map(
-      startEmulator({ backend: "file" }),
-      (emulator) => MlflowHttp.layer({ trackingUri: emulator.url, ...fast })
-    )
-  ).pipe(Layer.provide(platform)))
+for (const [title, emulatorOptions] of emulators) {
+  registryContract(`MlflowHttp + emulator (${title})`, () =>
+    Layer.unwrapScoped(
+      Effect.map(
+        startEmulator(emulatorOptions),
+        (emulator) => MlflowHttp.layer({ trackingUri: emulator.url, ...fast })
+      )
+    ).pipe(Layer.provide(platform)))
+}
 
 const realServer = process.env["MLFLOW_TRACKING_URI"]
 if (realServer !== undefined && realServer !== "") {

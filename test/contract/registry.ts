@@ -23,7 +23,7 @@ import * as Filter from "../../src/mlflow/Filter.js"
 import { downloadBytes, Mlflow } from "../../src/mlflow/Mlflow.js"
 import type { Run } from "../../src/mlflow/Mlflow.js"
 import * as Layout from "../../src/registry/layout.js"
-import { MlflowRegistry } from "../../src/registry/MlflowRegistry.js"
+import * as MlflowRegistry from "../../src/registry/MlflowRegistry.js"
 import type { MlflowRegistryOptions } from "../../src/registry/MlflowRegistry.js"
 import type { Registry } from "../../src/registry/Registry.js"
 import { readJson, sharedPath } from "../support/shared.js"
@@ -123,7 +123,55 @@ export const experimentsNaming = (part: string) =>
 
 const tagOf = (run: Run, k: string): string | undefined => Option.getOrUndefined(run.tag(k))
 
-/** Pushes a release, trains one generation with the given states and closes it; returns the number used. */
+/** A fresh repoid, a registry instance on it, and a project (named after `name`) with release 1 pushed. */
+export const pushed = (name: string) =>
+  Effect.gen(function*() {
+    const repoid = unique("r")
+    const reg = yield* registry({ repoid })
+    const pkgs = yield* packages
+    const project = key.project(unique(name))
+    const release = key.release("1")
+    yield* reg.push(yield* pkgs.zip(project, "1"))
+    return { repoid, reg, pkgs, project, release }
+  })
+
+/**
+ * A fresh repoid and project whose experiment holds one release run of version 1 tagged `tags` (what a push that
+ * stopped half-way leaves), and a registry instance on it.
+ */
+const leftBehind = (
+  name: string,
+  tags: (repoid: string, version: string) => ReadonlyArray<Layout.TagPair>
+) =>
+  Effect.gen(function*() {
+    const mlflow = yield* Mlflow
+    const repoid = unique("r")
+    const project = key.project(unique(name))
+    const experimentId = yield* mlflow.createExperiment(`${project}@${repoid}`)
+    const run = yield* mlflow.createRun({ experimentId, tags: tags(repoid, "1") })
+    const reg = yield* registry({ repoid })
+    return { repoid, project, run, reg }
+  })
+
+/**
+ * A generation as ForML commits it under `releaseRun`: one state (returned) and its tag.toml, no sha256 tags, the
+ * commit tag set last.
+ */
+const formlGeneration = (repoid: string, releaseRun: Run, state: Uint8Array, generation: number) =>
+  Effect.gen(function*() {
+    const mlflow = yield* Mlflow
+    const run = yield* mlflow.createRun({
+      experimentId: releaseRun.info.experimentId,
+      tags: Layout.generationTags(repoid, releaseRun.runId, randomUUID())
+    })
+    const sid = StateId.random()
+    yield* mlflow.uploadArtifact(run.info, `${sid}.bin`, state)
+    yield* mlflow.uploadArtifact(run.info, "tag.toml", Tag.encodeBytes(tagWith(sid)))
+    yield* mlflow.setTag(run.runId, Layout.TAG.commit, String(generation))
+    return sid
+  })
+
+/** Trains one generation of a pushed release with the given states and closes it; returns the number used. */
 export const train = (
   reg: Registry.Service,
   project: ProjectKey,
@@ -201,12 +249,7 @@ export const registryContract = <E>(
 
     test("write, close, open and read a generation; sha256 tags and FINISHED on the committed run", () =>
       Effect.gen(function*() {
-        const repoid = unique("r")
-        const reg = yield* registry({ repoid })
-        const pkgs = yield* packages
-        const project = key.project(unique("gen"))
-        const release = key.release("1")
-        yield* reg.push(yield* pkgs.zip(project, "1"))
+        const { repoid, reg, project, release } = yield* pushed("gen")
         const s1 = StateId.random()
         const s2 = StateId.random()
         const used = yield* train(reg, project, release, [[s1, bytes("one")], [s2, bytes("two")]], 1)
@@ -319,12 +362,7 @@ export const registryContract = <E>(
     test("(3) a state absent from a committed generation is NotFound; a generation without tag.toml is Empty", () =>
       Effect.gen(function*() {
         const mlflow = yield* Mlflow
-        const repoid = unique("r")
-        const reg = yield* registry({ repoid })
-        const pkgs = yield* packages
-        const project = key.project(unique("absent"))
-        const release = key.release("1")
-        yield* reg.push(yield* pkgs.zip(project, "1"))
+        const { repoid, reg, project, release } = yield* pushed("absent")
         const sid = StateId.random()
         yield* train(reg, project, release, [[sid, bytes("s")]], 1)
         const absent = yield* Effect.flip(reg.read(project, release, key.generation(1), StateId.random()))
@@ -345,12 +383,7 @@ export const registryContract = <E>(
 
     test("(4) one fresh training run per close: two trainings in one instance give generations 1 and 2, intact", () =>
       Effect.gen(function*() {
-        const repoid = unique("r")
-        const reg = yield* registry({ repoid })
-        const pkgs = yield* packages
-        const project = key.project(unique("twice"))
-        const release = key.release("1")
-        yield* reg.push(yield* pkgs.zip(project, "1"))
+        const { repoid, reg, project, release } = yield* pushed("twice")
         const [a, b, c, d] = [StateId.random(), StateId.random(), StateId.random(), StateId.random()]
         expect(yield* train(reg, project, release, [[a, bytes("a")], [b, bytes("b")]], 1)).toBe(1)
         expect(yield* train(reg, project, release, [[c, bytes("c")], [d, bytes("d")]], 2)).toBe(2)
@@ -514,12 +547,7 @@ export const registryContract = <E>(
     test("(10) listings walk every page", () =>
       Effect.gen(function*() {
         const mlflow = yield* Mlflow
-        const repoid = unique("r")
-        const reg = yield* registry({ repoid })
-        const pkgs = yield* packages
-        const project = key.project(unique("pages"))
-        const release = key.release("1")
-        yield* reg.push(yield* pkgs.zip(project, "1"))
+        const { repoid, project, release } = yield* pushed("pages")
         const releaseRun = (yield* runsOf(`${project}@${repoid}`))[0]!
         // more committed generations than one page of the smallest page size any layer uses here is not practical
         // over HTTP, so 25 runs, listed by a second instance (the layers' own paging is in their contract)
@@ -535,12 +563,7 @@ export const registryContract = <E>(
     test("integrity: a tampered artifact fails with IntegrityError; artifacts without a sha256 tag read fine", () =>
       Effect.gen(function*() {
         const mlflow = yield* Mlflow
-        const repoid = unique("r")
-        const reg = yield* registry({ repoid })
-        const pkgs = yield* packages
-        const project = key.project(unique("tamper"))
-        const release = key.release("1")
-        yield* reg.push(yield* pkgs.zip(project, "1"))
+        const { repoid, reg, project, release } = yield* pushed("tamper")
         const sid = StateId.random()
         yield* train(reg, project, release, [[sid, bytes("genuine")]], 1)
         const runs = yield* runsOf(`${project}@${repoid}`)
@@ -556,14 +579,7 @@ export const registryContract = <E>(
         expect((yield* Effect.flip(fresh.pull(project, release)))._tag).toBe("IntegrityError")
 
         // a generation as ForML writes it: no sha256 tags
-        const forml = yield* mlflow.createRun({
-          experimentId: releaseRun.info.experimentId,
-          tags: Layout.generationTags(repoid, releaseRun.runId, randomUUID())
-        })
-        const formlSid = StateId.random()
-        yield* mlflow.uploadArtifact(forml.info, `${formlSid}.bin`, bytes("pickled"))
-        yield* mlflow.uploadArtifact(forml.info, "tag.toml", Tag.encodeBytes(tagWith(formlSid)))
-        yield* mlflow.setTag(forml.runId, Layout.TAG.commit, "2")
+        const formlSid = yield* formlGeneration(repoid, releaseRun, bytes("pickled"), 2)
         expect(yield* fresh.read(project, release, key.generation(2), formlSid)).toEqual(bytes("pickled"))
         expect(Tag.equals(yield* fresh.open(project, release, key.generation(2)), tagWith(formlSid))).toBe(true)
       }))
@@ -614,14 +630,9 @@ export const registryContract = <E>(
 
     test("a release run left without its package is listed, pulls as NotFound, and the next push repairs it", () =>
       Effect.gen(function*() {
-        const mlflow = yield* Mlflow
-        const repoid = unique("r")
-        const pkgs = yield* packages
-        const project = key.project(unique("broken"))
         // what ForML leaves when its upload fails: the experiment and the release run, no package.4ml
-        const experimentId = yield* mlflow.createExperiment(`${project}@${repoid}`)
-        const broken = yield* mlflow.createRun({ experimentId, tags: Layout.releaseTags(repoid, "1") })
-        const reg = yield* registry({ repoid })
+        const { repoid, project, run: broken, reg } = yield* leftBehind("broken", Layout.releaseTags)
+        const pkgs = yield* packages
         expect(yield* collect(reg.projects)).toEqual([project])
         expect((yield* collect(reg.releases(project))).map(String)).toEqual(["1"])
         const missing = yield* Effect.flip(reg.pull(project, key.release("1")))
@@ -634,14 +645,9 @@ export const registryContract = <E>(
 
     test("a push that did not finish (no package yet) is not listed and reads as NotFound until a push repairs it", () =>
       Effect.gen(function*() {
-        const mlflow = yield* Mlflow
-        const repoid = unique("r")
-        const pkgs = yield* packages
-        const project = key.project(unique("unfinished"))
         // what a push leaves when it fails between creating the release run and setting the package's sha256
-        const experimentId = yield* mlflow.createExperiment(`${project}@${repoid}`)
-        const unfinished = yield* mlflow.createRun({ experimentId, tags: Layout.newReleaseTags(repoid, "1") })
-        const reg = yield* registry({ repoid })
+        const { repoid, project, run: unfinished, reg } = yield* leftBehind("unfinished", Layout.newReleaseTags)
+        const pkgs = yield* packages
         expect(yield* collect(reg.projects)).toEqual([])
         expect(yield* collect(reg.releases(project))).toEqual([])
         expect((yield* Effect.flip(reg.pull(project, key.release("1"))))._tag).toBe("NotFound")
@@ -667,25 +673,12 @@ export const registryContract = <E>(
 
     test("a generation number held by a ForML run is never shadowed: close moves to the next free number", () =>
       Effect.gen(function*() {
-        const mlflow = yield* Mlflow
-        const repoid = unique("r")
-        const reg = yield* registry({ repoid })
-        const pkgs = yield* packages
-        const project = key.project(unique("forml"))
-        const release = key.release("1")
-        yield* reg.push(yield* pkgs.zip(project, "1"))
+        const { repoid, reg, project, release } = yield* pushed("forml")
         const sid = StateId.random()
         yield* reg.write(project, release, sid, bytes("ours"))
         // ForML commits generation 1 meanwhile (it never checks)
         const releaseRun = (yield* runsOf(`${project}@${repoid}`)).find((r) => tagOf(r, "forml.level") === "release")!
-        const forml = yield* mlflow.createRun({
-          experimentId: releaseRun.info.experimentId,
-          tags: Layout.generationTags(repoid, releaseRun.runId, randomUUID())
-        })
-        const formlSid = StateId.random()
-        yield* mlflow.uploadArtifact(forml.info, `${formlSid}.bin`, bytes("theirs"))
-        yield* mlflow.uploadArtifact(forml.info, "tag.toml", Tag.encodeBytes(tagWith(formlSid)))
-        yield* mlflow.setTag(forml.runId, Layout.TAG.commit, "1")
+        const formlSid = yield* formlGeneration(repoid, releaseRun, bytes("theirs"), 1)
         expect(yield* reg.close(project, release, key.generation(1), tagWith(sid))).toBe(2)
         const fresh = yield* registry({ repoid })
         expect(yield* fresh.read(project, release, key.generation(1), formlSid)).toEqual(bytes("theirs"))
