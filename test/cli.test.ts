@@ -327,7 +327,7 @@ describe("forml-mlflow on an MLflow server (emulator)", () => {
     expect(emulator.requests().some((r) => r.headers.authorization === basic)).toBe(true)
     expect(JSON.parse(state.out)).toMatchObject({ release: "0.2.0", generation: 2, node: 0 })
 
-    expectFailure(unreachable, 1, new RegExp(`MLflow at http://127\\.0\\.0\\.1:${port}.*ECONNREFUSED`))
+    expectFailure(unreachable, 1, new RegExp(`MLflow at http://\\*\\*\\*@127\\.0\\.0\\.1:${port}.*ECONNREFUSED`))
     expect(unreachable.stderr).not.toContain("hunter2")
     expect(unreachable.stderr).not.toContain("bob")
   })
