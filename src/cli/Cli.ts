@@ -1,16 +1,16 @@
 /**
  * The `forml-mlflow` command: list, push, pull, show, state, commit, demo and gc over a registry on an MLflow store,
  * a thin shell over Directory (parsing arguments, printing tables or JSON) with @effect/cli. Each subcommand is its
- * body in `commands/` (and `gc.ts`); `Shell.ts` holds what they share and provides the store around them.
+ * body in `commands/`; `Shell.ts` holds what they share and provides the store around them.
  */
 import { Command } from "@effect/cli"
 import { createRequire } from "node:module"
 import { commit } from "./commands/commit.js"
 import { demo } from "./commands/demo.js"
+import { gc } from "./commands/gc.js"
 import { list } from "./commands/list.js"
 import { pull, push } from "./commands/packages.js"
 import { show, state } from "./commands/show.js"
-import * as Gc from "./gc.js"
 import { root } from "./Shell.js"
 
 /** The package version, for --version (0.0.0 when package.json cannot be read). */
@@ -25,7 +25,7 @@ export const version = (): string => {
   }
 }
 
-export const command = root.pipe(Command.withSubcommands([list, push, pull, show, state, commit, demo, Gc.command]))
+export const command = root.pipe(Command.withSubcommands([list, push, pull, show, state, commit, demo, gc]))
 
 /** Parses `argv` (as `process.argv`: runtime and script first) and runs the command it names. */
 export const run = Command.run(command, { name: "forml-mlflow", version: version() })

@@ -1,7 +1,8 @@
 /**
  * The one redaction rule: what could be a credential is replaced by one mask, `***`, before a text reaches a
  * message. Every layer that shows a URI or a foreign message (the HTTP and SQL layers, the object stores, the
- * command) uses these functions.
+ * command) uses these functions. Hand-written, because effect's `Redacted` keeps a secret it was given but cannot
+ * find one inside a foreign text, and no library knows MLflow's and the object stores' credential shapes.
  *
  * @internal
  */

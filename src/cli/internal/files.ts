@@ -1,5 +1,6 @@
 /**
  * Where the command writes bytes: files renamed into place (never half-written), and stdout left open.
+ * Hand-written, because @effect/platform's FileSystem has no atomic write.
  *
  * @internal
  */
