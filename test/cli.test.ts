@@ -12,12 +12,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Manifest } from "../src/asset/Manifest.js"
 import { Package } from "../src/asset/Package.js"
 import * as Output from "../src/cli/Output.js"
+import * as Redact from "../src/internal/redact.js"
 import * as Progress from "../src/cli/Progress.js"
 import * as Store from "../src/cli/Store.js"
 import * as Values from "../src/cli/Values.js"
 import type { StateId } from "../src/asset/StateId.js"
 import { Mlflow } from "../src/mlflow/Mlflow.js"
+import * as ArtifactStore from "../src/mlflow/ArtifactStore.js"
 import * as MlflowMemory from "../src/mlflow/MlflowMemory.js"
+import * as SqlUri from "../src/mlflow/sql/uri.js"
 import { cli, type CliResult, isBuilt, repoRoot, runProgram, tempDir } from "./support/cli.js"
 import { type Emulator, startEmulator } from "./support/emulator.js"
 
@@ -327,7 +330,7 @@ describe("forml-mlflow on an MLflow server (emulator)", () => {
     expect(emulator.requests().some((r) => r.headers.authorization === basic)).toBe(true)
     expect(JSON.parse(state.out)).toMatchObject({ release: "0.2.0", generation: 2, node: 0 })
 
-    expectFailure(unreachable, 1, new RegExp(`MLflow at http://127\\.0\\.0\\.1:${port}.*ECONNREFUSED`))
+    expectFailure(unreachable, 1, new RegExp(`MLflow at http://\\*\\*\\*@127\\.0\\.0\\.1:${port}.*ECONNREFUSED`))
     expect(unreachable.stderr).not.toContain("hunter2")
     expect(unreachable.stderr).not.toContain("bob")
   })
@@ -354,6 +357,17 @@ describe("tracking URIs, redaction and progress", () => {
     expect(Output.redact("GET https://u:p@h/x failed", {})).toBe("GET https://***@h/x failed")
     expect(Output.redact("Authorization: Bearer abc.def", {})).toBe("Authorization: Bearer ***")
     expect(Output.redact("token tok-123 rejected", { MLFLOW_TRACKING_TOKEN: "tok-123" })).toBe("token *** rejected")
+  })
+
+  it("redacts with one rule and one mask in every layer", () => {
+    expect(Redact.userInfo("http://bob:p@ss@host:5000/x")).toBe("http://***@host:5000/x")
+    expect(Redact.password("postgresql://me:p@ss@h/db")).toBe("postgresql://me:***@h/db")
+    expect(Redact.line("GET https://h/c?sig=abc&X-Amz-Signature=def\n  AccountKey=ghi;")).toBe(
+      "GET https://h/c?sig=***&X-Amz-Signature=*** AccountKey=***;"
+    )
+    expect(ArtifactStore.scrub).toBe(Redact.line)
+    expect(SqlUri.redactUri).toBe(Redact.password)
+    expect(Store.describeTarget({ _tag: "Http", uri: "https://u:pw@host/" })).toBe(`https://${Redact.MASK}@host/`)
   })
 
   it("draws a status line for long transfers through the Mlflow service, and clears it", async () => {

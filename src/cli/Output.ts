@@ -4,6 +4,7 @@
  */
 import { ValidationError } from "@effect/cli"
 import { Cause, Effect, Option } from "effect"
+import * as Redact from "../internal/redact.js"
 
 /** Renders rows under headers as left-aligned columns separated by two spaces (no trailing blanks). */
 export const table = (headers: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
@@ -37,19 +38,10 @@ export const printError = (text: string): Effect.Effect<void> =>
 const SECRET_VARIABLES = ["MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME"]
 
 /**
- * Removes credentials from a text: the user-info part of URLs (`https://user:pass@host`), `Authorization`-style
- * values, and the literal values of the MLflow credential variables.
+ * Removes credentials from a text (see `Redact.text`), with the literal values of the MLflow credential variables.
  */
-export const redact = (text: string, env: Readonly<Record<string, string | undefined>> = process.env): string => {
-  let out = text
-    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, "$1***@")
-    .replace(/\b(Basic|Bearer)\s+[A-Za-z0-9._~+/=-]+/g, "$1 ***")
-  for (const name of SECRET_VARIABLES) {
-    const value = env[name]
-    if (value !== undefined && value.length >= 3) out = out.split(value).join("***")
-  }
-  return out
-}
+export const redact = (text: string, env: Readonly<Record<string, string | undefined>> = process.env): string =>
+  Redact.text(text, SECRET_VARIABLES.map((name) => env[name]))
 
 const firstLine = (s: string): string => (s.split("\n", 1)[0] ?? "").trim()
 

@@ -11,6 +11,7 @@ import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { InvalidInput } from "../errors.js"
 import type { CredentialsFileError, StorageError } from "../errors.js"
+import * as Redact from "../internal/redact.js"
 import type { Mlflow } from "../mlflow/Mlflow.js"
 import * as MlflowFileStore from "../mlflow/MlflowFileStore.js"
 import * as SqlUri from "../mlflow/sql/uri.js"
@@ -30,7 +31,7 @@ export const DEFAULT_ROOT = "./mlruns"
  */
 export const parseTarget = (uri: string, cwd: string = process.cwd()): Either.Either<Target, InvalidInput> => {
   const bad = (reason: string) =>
-    Either.left(new InvalidInput({ kind: "TrackingUri", input: uri.replace(/\/\/[^/@]*@/, "//***@"), reason }))
+    Either.left(new InvalidInput({ kind: "TrackingUri", input: Redact.userInfo(uri), reason }))
   const trimmed = uri.trim()
   if (trimmed === "") return bad("empty")
   if (/^https?:\/\//i.test(trimmed)) return Either.right({ _tag: "Http", uri: trimmed })
@@ -68,7 +69,7 @@ export const describeTarget = (target: Target): string =>
     ? target.root
     : target._tag === "Sql"
     ? SqlUri.redactUri(target.uri)
-    : target.uri.replace(/\/\/[^/@]*@/, "//")
+    : Redact.userInfo(target.uri)
 
 /** What the stores need of the platform (not all of NodeContext: its process and worker modules cost a start). */
 const platform = Layer.merge(NodeFileSystem.layer, NodePath.layer)

@@ -1,17 +1,14 @@
 /**
- * `forml-mlflow gc`: finds the orphaned trainings of a repository (generation runs never committed, such as those of
- * a process killed before it closed) older than a given age, and deletes them unless it is a dry run (the default).
+ * What `forml-mlflow gc` does: finds the orphaned trainings of a repository (generation runs never committed, such as
+ * those of a process killed before it closed) older than a given age, and deletes them (the command is
+ * `commands/gc.ts`).
  */
-import { Command, HelpDoc, Options, ValidationError } from "@effect/cli"
-import type { FileSystem, Path } from "@effect/platform"
 import { Array as Arr, Chunk, Clock, Duration, Effect, Either, Option, Order, Stream } from "effect"
 import { InvalidInput } from "../errors.js"
 import * as Filter from "../mlflow/Filter.js"
 import { Mlflow } from "../mlflow/Mlflow.js"
 import type { Run } from "../mlflow/Mlflow.js"
 import * as Layout from "../registry/layout.js"
-import type { Registry } from "../registry/Registry.js"
-import { printJson, printLine, table } from "./Output.js"
 
 /** One orphaned training: an uncommitted generation run of this repository. */
 export interface Orphan {
@@ -84,85 +81,3 @@ export const remove = (orphan: Orphan) =>
     yield* mlflow.deleteRun(orphan.run.runId)
     return true
   })
-
-// ---------------------------------------------------------------------------------------------------------------
-// The command
-// ---------------------------------------------------------------------------------------------------------------
-
-/** The global settings as the command's shell hands them over. */
-interface Globals {
-  readonly trackingUri: Option.Option<string>
-  readonly repoid: Option.Option<string>
-  readonly json: boolean
-}
-
-/** What the command needs from the shell that registers it: its global options, and how to reach the store. */
-export interface Shell<R> {
-  readonly globalOptions: {
-    readonly trackingUri: Options.Options<Option.Option<string>>
-    readonly repoid: Options.Options<Option.Option<string>>
-    readonly json: Options.Options<boolean>
-  }
-  readonly globals: (local: Globals) => Effect.Effect<Globals, never, R>
-  readonly withRegistry: <A, E>(
-    g: Globals,
-    body: Effect.Effect<A, E, Registry | Mlflow | FileSystem.FileSystem | Path.Path>
-  ) => Effect.Effect<A, unknown, FileSystem.FileSystem | Path.Path>
-}
-
-const olderThan = Options.text("older-than").pipe(
-  Options.withDescription("Only trainings started at least this long ago: 90s, 30m, 12h, 7d, 2w (default 1d)"),
-  Options.withDefault("1d"),
-  Options.mapEffect((s) =>
-    Either.match(parseDuration(s), {
-      onLeft: (e) => Effect.fail(ValidationError.invalidValue(HelpDoc.p(e.message))),
-      onRight: Effect.succeed
-    })
-  )
-)
-
-/** The `gc` subcommand, for `Command.withSubcommands`. */
-export const command = <R>(shell: Shell<R>) =>
-  Command.make(
-    "gc",
-    {
-      ...shell.globalOptions,
-      olderThan,
-      dryRun: Options.boolean("dry-run").pipe(Options.withDescription("Only print what would be deleted (the default)")),
-      noDryRun: Options.boolean("no-dry-run").pipe(Options.withDescription("Delete the orphaned trainings found"))
-    },
-    (a) =>
-      Effect.flatMap(shell.globals(a), (g) =>
-        shell.withRegistry(
-          g,
-          Effect.gen(function*() {
-            const repoid = Option.getOrElse(g.repoid, () => "")
-            const dryRun = a.dryRun || !a.noDryRun
-            const found = yield* orphans(repoid, a.olderThan)
-            const deleted: Array<Orphan> = []
-            if (!dryRun) for (const o of found) if (yield* remove(o)) deleted.push(o)
-            const row = (o: Orphan) => ({
-              project: o.project,
-              release: Option.getOrNull(o.release),
-              runId: o.run.runId,
-              started: new Date(o.run.info.startTime).toISOString()
-            })
-            if (g.json) {
-              return yield* printJson({ dryRun, orphans: found.map(row), deleted: deleted.map((o) => o.run.runId) })
-            }
-            if (found.length === 0) return yield* printLine("no orphaned trainings")
-            yield* printLine(table(
-              ["PROJECT", "RELEASE", "RUN", "STARTED"],
-              found.map(row).map((r) => [r.project, r.release ?? "-", r.runId, r.started])
-            ))
-            yield* printLine(
-              dryRun
-                ? `${found.length} orphaned training(s) would be deleted (dry run; --no-dry-run deletes them)`
-                : `deleted ${deleted.length} orphaned training(s)`
-            )
-          })
-        ))
-  ).pipe(Command.withDescription(
-    "List orphaned trainings (generation runs never committed) older than --older-than, and delete them with " +
-      "--no-dry-run; a committed generation is never touched"
-  ))

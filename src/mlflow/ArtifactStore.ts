@@ -14,6 +14,7 @@ import {
   type NotFound,
   UnsupportedArtifactStore
 } from "../errors.js"
+import * as Redact from "../internal/redact.js"
 import * as LocalArtifacts from "./LocalArtifacts.js"
 import { type ArtifactSource, type FileInfo, validateArtifactPath } from "./Mlflow.js"
 
@@ -405,14 +406,6 @@ export const makeResolver = (
 // Shared by the object stores
 // ---------------------------------------------------------------------------------------------------------------
 
-/**
- * Removes what could be a secret from a message: an Azure connection string's keys and signatures, a SAS token's
- * `sig=`, anything after `AccountKey=` / `SharedAccessSignature=`, and user info in URLs.
- */
-export const scrub = (text: string): string =>
-  text
-    .replace(/(AccountKey|SharedAccessSignature|SharedAccessKey|sig|Signature|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token)=[^;&\s"']*/gi, "$1=<redacted>")
-    .replace(/\/\/[^/@\s]*@/g, "//<redacted>@")
-    .replace(/\s+/g, " ")
-    .trim()
+/** A message on one line without what could be a secret (keys, signatures, user info in URLs). */
+export const scrub = Redact.line
 

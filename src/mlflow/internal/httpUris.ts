@@ -6,6 +6,7 @@
  */
 import { Either, Redacted } from "effect"
 import { InvalidInput, UnsupportedArtifactStore } from "../../errors.js"
+import * as Redact from "../../internal/redact.js"
 import * as ArtifactStore from "../ArtifactStore.js"
 import * as LocalArtifacts from "../LocalArtifacts.js"
 
@@ -20,13 +21,13 @@ export const parseTrackingUri = (
   try {
     url = new URL(uri)
   } catch {
-    return Either.left(new InvalidInput({ kind: "TrackingUri", input: redactUserInfo(uri), reason: "not a URL" }))
+    return Either.left(new InvalidInput({ kind: "TrackingUri", input: Redact.userInfo(uri), reason: "not a URL" }))
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     return Either.left(
       new InvalidInput({
         kind: "TrackingUri",
-        input: redactUserInfo(uri),
+        input: Redact.userInfo(uri),
         reason: "the Http layer needs an http: or https: tracking URI"
       })
     )
@@ -44,8 +45,6 @@ export const parseTrackingUri = (
     ...(password === undefined ? {} : { password })
   })
 }
-
-const redactUserInfo = (uri: string): string => uri.replace(/\/\/[^/@]*@/, "//<redacted>@")
 
 /** Where a run's artifacts live, resolved from its artifact URI. */
 export type ArtifactLocation =

@@ -9,6 +9,7 @@
 import { Either, Redacted } from "effect"
 import * as nodePath from "node:path"
 import { InvalidInput } from "../../errors.js"
+import * as Redact from "../../internal/redact.js"
 
 export type Dialect = "sqlite" | "pg" | "mysql"
 
@@ -17,11 +18,7 @@ export type SqlTarget =
   | { readonly dialect: "pg" | "mysql"; readonly url: Redacted.Redacted<string>; readonly display: string }
 
 /** `scheme://user:password@host` → `scheme://user:***@host` (a user without a password is kept, it is no secret). */
-export const redactUri = (uri: string): string =>
-  uri.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/@?#]*)@/i, (_m, scheme: string, info: string) => {
-    const colon = info.indexOf(":")
-    return `${scheme}${colon < 0 ? info : `${info.slice(0, colon)}:***`}@`
-  })
+export const redactUri = Redact.password
 
 const SCHEME = /^([a-z][a-z0-9.-]*)(?:\+([a-z0-9_.-]+))?:\/\//i
 
