@@ -3,8 +3,8 @@
  *
  * The writer is hand-written because `YAML.stringify` (YAML 1.1, sorted keys, unlimited width, single quotes) matches
  * the sample's files but not PyYAML's quoting of other values: it quotes `08`, `1e5` and `y`, writes `<<`, `=` and
- * `---` plain, double-quotes any string holding `'` (`it's`) and writes a tab unescaped, so names MLflow writes one
- * way would be written another (`test/mlflow-filestore-yaml.test.ts` shows each case).
+ * `---` plain, double-quotes a quoted string holding `'` (`- it's`) and leaves a tab or U+FEFF unescaped, so such
+ * names would not be written as MLflow writes them (`test/mlflow-filestore-yaml.test.ts` checks each case).
  *
  * @internal
  */
