@@ -11,7 +11,8 @@ import { parseYaml, renderYaml } from "../src/mlflow/internal/metaYaml.js"
 import { sharedPath } from "./support/shared.js"
 
 const sampleDir = sharedPath("mlflow-filestore-sample", "mlruns")
-const sampleMetas = readdirSync(sampleDir, { recursive: true, encoding: "utf-8" }).filter((f) => f.endsWith("meta.yaml"))
+const sampleMetas = readdirSync(sampleDir, { recursive: true, encoding: "utf-8" })
+  .filter((f) => f.endsWith("meta.yaml"))
 
 /** The options under which `YAML.stringify` is said to write as PyYAML does. */
 const stringifyOptions = { version: "1.1", sortMapEntries: true, lineWidth: 0, singleQuote: true } as const
