@@ -20,7 +20,7 @@ export const TAGS = "tags"
 export const RUN_FOLDERS = ["artifacts", "metrics", "params", "tags"] as const
 export const LOCK = ".forml-create.lock"
 export const RUN_NAME_TAG = "mlflow.runName"
-export const SOURCE_TYPE_LOCAL = 4
+const SOURCE_TYPE_LOCAL = 4
 /** How many times a run is read again while a writer keeps changing its meta.yaml under the reader. */
 export const RUN_READ_ATTEMPTS = 20
 
@@ -31,7 +31,7 @@ export const STATUS_CODES: Readonly<Record<RunStatus, number>> = {
   FAILED: 4,
   KILLED: 5
 }
-export const STATUS_NAMES: ReadonlyArray<RunStatus> = ["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
+const STATUS_NAMES: ReadonlyArray<RunStatus> = ["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
 
 /** Experiment directory names: MLflow's are decimal; any plain name is read, never one with `.`, `/` or `\`. */
 export const EXPERIMENT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]*$/
@@ -130,7 +130,7 @@ export const runMeta = (info: RunInfo): Meta => ({
   user_id: info.userId
 })
 
-export const withoutKey = (meta: Meta, key: string): Meta => {
+const withoutKey = (meta: Meta, key: string): Meta => {
   const { [key]: _dropped, ...rest } = meta
   return rest
 }
