@@ -3,6 +3,8 @@
  * one native call, directory listings that carry each entry's type, and files read without following a symlink.
  * A name whose real path is outside the root is never read; callers read plain entries of a directory whose real
  * path they know directly, and resolve only the entries that are symlinks.
+ * Node's `fs` is called directly, not the platform's `FileSystem`: that has no listing with entry types and no
+ * `O_NOFOLLOW` open, which confinement rests on.
  */
 import { Effect } from "effect"
 import * as nfs from "node:fs"

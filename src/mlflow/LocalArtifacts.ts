@@ -143,11 +143,7 @@ export const make: Effect.Effect<LocalArtifacts, never, FileSystem.FileSystem | 
     Effect.flatMap(realPathOption(p), (real) =>
       real === undefined ? Effect.fail(new StorageError({ path: p, reason: "no such file or directory" })) : Effect.succeed(real))
 
-  const upload = <E = never>(
-    rootDir: string,
-    path: string,
-    source: ArtifactSource<E>
-  ): Effect.Effect<void, E | InvalidInput | StorageError> =>
+  const upload: LocalArtifacts["upload"] = (rootDir, path, source) =>
     Effect.gen(function*() {
       const segments = yield* validatePath(path)
       yield* fs.makeDirectory(rootDir, { recursive: true }).pipe(Effect.mapError(storageError(rootDir)))
