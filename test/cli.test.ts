@@ -19,7 +19,7 @@ import type { StateId } from "../src/asset/StateId.js"
 import { Mlflow } from "../src/mlflow/Mlflow.js"
 import * as MlflowMemory from "../src/mlflow/MlflowMemory.js"
 import { cli, type CliResult, isBuilt, repoRoot, runProgram, tempDir } from "./support/cli.js"
-import { type Emulator, startEmulator } from "./support/emulator.js"
+import { type Emulator, startEmulator } from "../emulator/index.js"
 
 const run = <A>(effect: Effect.Effect<A, unknown, NodeContext.NodeContext>) =>
   Effect.runPromise(Effect.provide(effect, NodeContext.layer))

@@ -5,18 +5,18 @@
 import { Data, Effect, Either, Option, type Scope } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
-import { AlreadyExists, InvalidInput, MlflowApiError, NotFound } from "../../src/errors.js"
-import type { MlflowFailure } from "../../src/errors.js"
-import * as Filter from "../../src/mlflow/Filter.js"
-import { type Experiment, type Run, type ViewType, validateArtifactPath, validateTagKey } from "../../src/mlflow/Mlflow.js"
+import { AlreadyExists, InvalidInput, MlflowApiError, NotFound } from "../src/errors.js"
+import type { MlflowFailure } from "../src/errors.js"
+import * as Filter from "../src/mlflow/Filter.js"
+import { type Experiment, type Run, type ViewType, validateArtifactPath, validateTagKey } from "../src/mlflow/Mlflow.js"
 import {
   decodePageToken,
   encodePageToken,
   MlflowMemory,
   type MlflowMemoryHandle,
   parseOrderBy
-} from "../../src/mlflow/MlflowMemory.js"
-import * as Wire from "../../src/mlflow/wire.js"
+} from "../src/mlflow/MlflowMemory.js"
+import * as Wire from "../src/mlflow/wire.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Options and the emulator's handle
