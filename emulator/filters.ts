@@ -15,6 +15,8 @@ export interface ParsedClause {
   readonly key: string
   readonly comparator: Comparator
   readonly value: string | ReadonlyArray<string>
+  /** How the text wrote the key and a single value (MLflow reads a value's `''` and `\'` literally). */
+  readonly written: { readonly keyQuoted: boolean; readonly quote?: "'" | '"' | undefined }
 }
 
 /** Which search a filter is for: MLflow parses the two with different classes (SearchUtils, SearchExperimentsUtils). */
@@ -58,11 +60,21 @@ interface Step<A> {
   readonly rest: string
 }
 
-/** An identifier, `[prefix.]key` with the key bare, in backticks or in double quotes, checked entity first. */
+interface Identifier {
+  readonly kind: "tag" | "attribute"
+  readonly key: string
+  readonly keyQuoted: boolean
+}
+
+/**
+ * An identifier, `[prefix.]key` with the key bare, in backticks or in double quotes, checked entity first, then
+ * (unless `attributes` is undefined) the attribute key.
+ */
 const identifier = (
   text: string,
-  target: FilterTarget
-): Either.Either<Step<{ readonly kind: "tag" | "attribute"; readonly key: string }>, string> => {
+  target: FilterTarget,
+  attributes: ReadonlySet<string> | undefined
+): Either.Either<Step<Identifier>, string> => {
   const ident = /^(?:([A-Za-z_]+)\.)?(`[^`]*`|"[^"]*"|[A-Za-z0-9_.]+)/.exec(text)
   if (ident === null) return Either.left(`Invalid clause(s) in filter string: '${text}'`)
   const prefix = ident[1]
@@ -71,13 +83,15 @@ const identifier = (
   if (rest !== "" && !/^\s|^[=!<>]/.test(rest)) {
     return Either.left(`Invalid comparison clause. Expected 'Identifier' found '${ident[0]}${firstWord(rest)}'`)
   }
-  const key = /^[`"]/.test(rawKey) ? rawKey.slice(1, -1) : rawKey
+  const keyQuoted = /^[`"]/.test(rawKey)
+  const key = keyQuoted ? rawKey.slice(1, -1) : rawKey
   // the entity is checked before the key (both classes' _get_identifier)
   const entity = prefix === undefined ? Either.right("attribute" as const) : entityKind(target, prefix)
   if (Either.isLeft(entity)) return Either.left(entity.left)
-  const attributes = FILTER_ATTRIBUTES[target]
-  if (entity.right === "attribute" && !attributes.has(key)) return Either.left(invalidAttributeKey(key, attributes))
-  return Either.right({ value: { kind: entity.right, key }, rest: rest.trimStart() })
+  if (entity.right === "attribute" && attributes !== undefined && !attributes.has(key)) {
+    return Either.left(invalidAttributeKey(key, attributes))
+  }
+  return Either.right({ value: { kind: entity.right, key, keyQuoted }, rest: rest.trimStart() })
 }
 
 const comparatorOf = (text: string): Either.Either<Step<Comparator>, string> => {
@@ -95,7 +109,7 @@ const comparatorOf = (text: string): Either.Either<Step<Comparator>, string> => 
 const valueOf = (
   text: string,
   clause: { readonly kind: "tag" | "attribute"; readonly key: string; readonly comparator: Comparator }
-): Either.Either<Step<string | ReadonlyArray<string>>, string> => {
+): Either.Either<Step<{ readonly value: string | ReadonlyArray<string>; readonly quote?: "'" | '"' }>, string> => {
   if (clause.comparator === "IN" || clause.comparator === "NOT IN") {
     const list = /^\(([^)]*)\)/.exec(text)
     if (list === null || clause.kind === "tag" || clause.key !== "run_id") {
@@ -107,7 +121,7 @@ const valueOf = (
       if (q === null) return Either.left(`Invalid value in list: ${part}`)
       items.push(q[1] ?? q[2] ?? "")
     }
-    return Either.right({ value: items, rest: text.slice(list[0].length) })
+    return Either.right({ value: { value: items }, rest: text.slice(list[0].length) })
   }
   const q = QUOTED.exec(text)
   if (q === null) {
@@ -117,34 +131,55 @@ const valueOf = (
         : `Parameter value is either not quoted or unidentified quote types used for string value ${firstWord(text)}. Use either single or double quotes.`
     )
   }
-  return Either.right({ value: q[1] ?? q[2] ?? "", rest: text.slice(q[0].length) })
+  return Either.right({
+    value: q[1] === undefined ? { value: q[2] ?? "", quote: '"' } : { value: q[1], quote: "'" },
+    rest: text.slice(q[0].length)
+  })
 }
 
-/** Parses the filter of a run or an experiment search into clauses, or the 400 the server gives; `""` is no clause. */
-export const parseFilter = (
+/** The clauses of a filter, or the message of the 400 the server gives; `attributes` as in `identifier`. */
+const parseClauses = (
   text: string,
-  target: FilterTarget
-): Either.Either<ReadonlyArray<ParsedClause>, ApiError> =>
-  Either.mapLeft(
-    Either.gen(function*() {
-      const clauses: Array<ParsedClause> = []
-      let rest = text.trim()
-      while (rest !== "") {
-        const ident = yield* identifier(rest, target)
-        const op = yield* comparatorOf(ident.rest)
-        const clause = { ...ident.value, comparator: op.value }
-        const value = yield* valueOf(op.rest, clause)
-        clauses.push({ ...clause, value: value.value })
-        rest = value.rest.trimStart()
-        if (rest === "") break
-        const and = /^AND(\s+|$)/i.exec(rest)
-        if (and === null) return yield* Either.left(`Invalid clause(s) in filter string: '${firstWord(rest)}'`)
-        rest = rest.slice(and[0].length)
-      }
-      return clauses
-    }),
-    invalid
+  target: FilterTarget,
+  attributes: ReadonlySet<string> | undefined
+): Either.Either<ReadonlyArray<ParsedClause>, string> =>
+  Either.gen(function*() {
+    const clauses: Array<ParsedClause> = []
+    let rest = text.trim()
+    while (rest !== "") {
+      const ident = yield* identifier(rest, target, attributes)
+      const op = yield* comparatorOf(ident.rest)
+      const { keyQuoted, ...clause } = { ...ident.value, comparator: op.value }
+      const value = yield* valueOf(op.rest, clause)
+      clauses.push({ ...clause, value: value.value.value, written: { keyQuoted, quote: value.value.quote } })
+      rest = value.rest.trimStart()
+      if (rest === "") break
+      const and = /^AND(\s+|$)/i.exec(rest)
+      if (and === null) return yield* Either.left(`Invalid clause(s) in filter string: '${firstWord(rest)}'`)
+      rest = rest.slice(and[0].length)
+    }
+    return clauses
+  })
+
+/** Parses the filter of a run or an experiment search into clauses, or the 400 the server gives; `""` is no clause. */
+export const parseFilter = (text: string, target: FilterTarget): Either.Either<ReadonlyArray<ParsedClause>, ApiError> =>
+  Either.mapLeft(parseClauses(text, target, FILTER_ATTRIBUTES[target]), invalid)
+
+/**
+ * The `Filter.Filter` a runs/search filter text means, when the builder could have written it: `=` and `!=` clauses
+ * joined by AND, a key (not empty) in backticks only for a tag, no value holding its own quote (MLflow reads `''` and `\'`
+ * literally; the builder never writes them) and no trailing AND. Attribute keys are not checked, so that a key the
+ * server refuses stays a case for each layer's own check. `undefined` otherwise.
+ */
+export const filterOfText = (text: string): Filter.Filter | undefined => {
+  const parsed = parseClauses(text, "runs", undefined)
+  if (Either.isLeft(parsed) || /\sAND$/i.test(text.trim())) return undefined
+  const written = parsed.right.every((c) =>
+    c.key !== "" && (c.kind === "tag" || !c.written.keyQuoted) &&
+    (c.written.quote === undefined || typeof c.value !== "string" || !c.value.includes(c.written.quote))
   )
+  return written ? Option.getOrUndefined(toFilter(parsed.right)) : undefined
+}
 
 /** A single-quoted string as sqlparse lexes it: `''` and `\'` do not close it. */
 const SQL_STRING = /^'(?:''|\\'|[^'])*'/
