@@ -15,7 +15,8 @@ import type { State } from "./state.js"
 export const ARTIFACTS_PREFIX = "/api/2.0/mlflow-artifacts/artifacts"
 const DOWNLOAD_CHUNK = 64 * 1024
 
-const contentTypeOf = (name: string): string => (/\.(txt|toml)$/i.test(name) ? "text/plain" : "application/octet-stream")
+const contentTypeOf = (name: string): string =>
+  /\.(txt|toml)$/i.test(name) ? "text/plain" : "application/octet-stream"
 
 /** A download's headers, named after the file. */
 const download = (name: string, body: Reply["body"]): Reply => ({
@@ -100,7 +101,10 @@ export const listProxy = (state: State, url: URL): Effect.Effect<Reply, ApiError
   })
 
 /** The UI's `/get-artifact?run_uuid=&path=`: the whole file with Content-Length. */
-export const uiArtifact = (state: State, url: URL): Effect.Effect<Reply, ApiError | NotFound | MlflowFailure | InvalidInput> =>
+export const uiArtifact = (
+  state: State,
+  url: URL
+): Effect.Effect<Reply, ApiError | NotFound | MlflowFailure | InvalidInput> =>
   Effect.gen(function*() {
     const runId = url.searchParams.get("run_uuid") ?? url.searchParams.get("run_id") ?? ""
     const path = url.searchParams.get("path") ?? ""

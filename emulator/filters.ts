@@ -167,8 +167,8 @@ export const parseFilter = (text: string, target: FilterTarget): Either.Either<R
 
 /**
  * The `Filter.Filter` a runs/search filter text means, when the builder could have written it: `=` and `!=` clauses
- * joined by AND, a key (not empty) in backticks only for a tag, no value holding its own quote (MLflow reads `''` and `\'`
- * literally; the builder never writes them) and no trailing AND. Attribute keys are not checked, so that a key the
+ * joined by AND, a key (not empty) in backticks only for a tag, no value holding its own quote (MLflow reads `''`
+ * and `\'` literally; the builder never writes them) and no trailing AND. Attribute keys are not checked, so that a key the
  * server refuses stays a case for each layer's own check. `undefined` otherwise.
  */
 export const filterOfText = (text: string): Filter.Filter | undefined => {
@@ -243,7 +243,8 @@ export const toFilter = (clauses: ReadonlyArray<ParsedClause>): Option.Option<Fi
   const simple: Array<Filter.Clause> = []
   for (const c of clauses) {
     if ((c.comparator !== "=" && c.comparator !== "!=") || typeof c.value !== "string") return Option.none()
-    simple.push(c.kind === "tag" ? Filter.tag(c.key, c.value, c.comparator) : Filter.attribute(c.key, c.value, c.comparator))
+    const clause = c.kind === "tag" ? Filter.tag : Filter.attribute
+    simple.push(clause(c.key, c.value, c.comparator))
   }
   return Option.some(Filter.and(...simple))
 }

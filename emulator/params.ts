@@ -5,7 +5,7 @@
 import { Effect, Either } from "effect"
 import { InvalidInput } from "../src/errors.js"
 import { decodePageToken } from "../src/mlflow/internal/paging.js"
-import type { ViewType } from "../src/mlflow/Mlflow.js"
+import type { KeyValue, ViewType } from "../src/mlflow/Mlflow.js"
 import { type ApiError, invalid } from "./replies.js"
 
 export type Params = Readonly<Record<string, unknown>>
@@ -57,11 +57,6 @@ export const stringList = (p: Params, name: string): Either.Either<ReadonlyArray
   if (typeof v === "string") return Either.right([v])
   if (!Array.isArray(v) || v.some((s) => typeof s !== "string")) return Either.left(badValue(name, v))
   return Either.right(v as ReadonlyArray<string>)
-}
-
-export interface KeyValue {
-  readonly key: string
-  readonly value: string
 }
 
 export const keyValues = (p: Params, name: string): Either.Either<ReadonlyArray<KeyValue>, ApiError> => {

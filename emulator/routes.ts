@@ -142,7 +142,9 @@ const metricHistory: Handler = (state, p) =>
     const runId = yield* runIdOf(p)
     const key = yield* reqString(p, "metric_key")
     yield* state.mlflow.getRun(runId)
-    const history = (state.extras.get(runId)?.metrics ?? []).filter((m) => m.key === key).sort((a, b) => a.step - b.step)
+    const history = (state.extras.get(runId)?.metrics ?? [])
+      .filter((m) => m.key === key)
+      .sort((a, b) => a.step - b.step)
     if (!state.v3) return history.length === 0 ? {} : { metrics: history }
     const max = intLike(p.max_results)
     if (max === undefined) return { next_page_token: encodePageToken(0) }
@@ -235,7 +237,8 @@ export const API_ROUTES: Readonly<Record<string, Route>> = {
   "runs/create": { methods: POST, handle: createRun },
   "runs/get": {
     methods: GET,
-    handle: (state, p) => Effect.map(Effect.flatMap(runIdOf(p), state.mlflow.getRun), (run) => ({ run: runBody(state, run, "read") }))
+    handle: (state, p) =>
+      Effect.map(Effect.flatMap(runIdOf(p), state.mlflow.getRun), (run) => ({ run: runBody(state, run, "read") }))
   },
   "runs/search": { methods: POST, handle: searchRuns },
   "runs/set-tag": { methods: POST, handle: setTag },

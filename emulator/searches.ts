@@ -50,7 +50,9 @@ export const searchRuns = (state: State, raw: Params) =>
     // LIKE, ILIKE and IN: the store orders every run, this server filters and pages
     const all = yield* state.handle.searchRunsPage({ ...search, maxResults: MAX_RESULTS })
     const selected = all.runs.filter((run) =>
-      clauses.every((c) => clauseMatches(c, c.kind === "tag" ? Option.getOrUndefined(run.tag(c.key)) : runAttribute(run, c.key)))
+      clauses.every((c) =>
+        clauseMatches(c, c.kind === "tag" ? Option.getOrUndefined(run.tag(c.key)) : runAttribute(run, c.key))
+      )
     )
     const w = window(selected, yield* decodePageToken(pageToken), maxResults, state.trailingEmptyPage)
     return pageJson("runs", w.items.map((r: Run) => runBody(state, r, "read")), w.nextPageToken)
@@ -101,7 +103,9 @@ const sortExperiments = (experiments: ReadonlyArray<Experiment>, order: Readonly
   })
 
 const experimentMatches = (clauses: ReadonlyArray<ParsedClause>) => (e: Experiment) =>
-  clauses.every((c) => clauseMatches(c, c.kind === "tag" ? Option.getOrUndefined(e.tag(c.key)) : c.key === "name" ? e.name : undefined))
+  clauses.every((c) =>
+    clauseMatches(c, c.kind === "tag" ? Option.getOrUndefined(e.tag(c.key)) : c.key === "name" ? e.name : undefined)
+  )
 
 export const searchExperiments = (state: State, p: Params) =>
   Effect.gen(function*() {
@@ -112,7 +116,9 @@ export const searchExperiments = (state: State, p: Params) =>
     if (viewRaw !== undefined && !VIEW_TYPES.includes(viewRaw as ViewType) && !numbered) {
       return yield* badValue("view_type", viewRaw)
     }
-    const viewType = typeof viewRaw === "number" ? VIEW_TYPES[viewRaw - 1] : (viewRaw as ViewType | undefined) ?? "ACTIVE_ONLY"
+    const viewType = typeof viewRaw === "number"
+      ? VIEW_TYPES[viewRaw - 1]
+      : (viewRaw as ViewType | undefined) ?? "ACTIVE_ONLY"
     if (maxResults <= 0) return yield* notPositive(maxResults)
     if (maxResults > MAX_RESULTS) {
       return yield* invalid(`Invalid value ${maxResults} for parameter 'max_results' supplied. It must be at most ${MAX_RESULTS}`)

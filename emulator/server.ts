@@ -75,11 +75,13 @@ const dispatch = (state: State, request: Request): Effect.Effect<Reply> => {
   const handled: Effect.Effect<Reply, HandlerError> = Effect.suspend(() => {
     if (path === "/health") return Effect.succeed({ status: 200, headers: { "content-type": HTML }, body: "OK" })
     if (path === "/version") {
-      return Effect.succeed({ status: 200, headers: { "content-type": HTML }, body: state.v3 ? "3.11.2.dev0" : "2.17.2" })
+      const body = state.v3 ? "3.11.2.dev0" : "2.17.2"
+      return Effect.succeed({ status: 200, headers: { "content-type": HTML }, body })
     }
     if (path === "/get-artifact") return uiArtifact(state, request.url)
     if (path === ARTIFACTS_PREFIX) {
-      return request.method === "GET" ? listProxy(state, request.url) : Effect.succeed(methodNotAllowed("GET, OPTIONS, HEAD"))
+      if (request.method !== "GET") return Effect.succeed(methodNotAllowed("GET, OPTIONS, HEAD"))
+      return listProxy(state, request.url)
     }
     if (path.startsWith(`${ARTIFACTS_PREFIX}/`)) {
       return artifact(state, request.method, path.slice(ARTIFACTS_PREFIX.length + 1), request.body, request.chunked)
@@ -101,7 +103,9 @@ const send = (res: Http.ServerResponse, record: RequestRecord, reply: Reply, tru
   const headers: Record<string, string | number> = { ...reply.headers }
   const body = reply.body
   if (typeof body === "string" || body instanceof Uint8Array) {
-    const bytes = typeof body === "string" ? Buffer.from(body, "utf8") : Buffer.from(body.buffer, body.byteOffset, body.length)
+    const bytes = typeof body === "string"
+      ? Buffer.from(body, "utf8")
+      : Buffer.from(body.buffer, body.byteOffset, body.length)
     headers["content-length"] = bytes.length
     res.writeHead(reply.status, headers)
     if (record.method === "HEAD") return res.end()

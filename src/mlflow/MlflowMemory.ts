@@ -11,6 +11,7 @@ import { Mlflow } from "./Mlflow.js"
 import type {
   Experiment,
   FileInfo,
+  KeyValue,
   LifecycleStage,
   MetricPoint,
   Run,
@@ -42,7 +43,7 @@ export interface MlflowMemoryOptions {
 }
 
 export type TagsInput =
-  | ReadonlyArray<{ readonly key: string; readonly value: string }>
+  | ReadonlyArray<KeyValue>
   | Readonly<Record<string, string>>
 
 export type ArtifactsInput =

@@ -73,7 +73,10 @@ export const proxyArtifacts = (store: Store): ProxyHandle => ({
       return bytes === undefined ? Effect.fail(new NotFound({ entity: "artifact", key: loc })) : Effect.succeed(bytes)
     }),
   listArtifactsAt: (location) =>
-    Effect.map(validateArtifactPath(location), (loc) => listLevel(store, loc).map(([name, size]) => toFileInfo(name, size))),
+    Effect.map(
+      validateArtifactPath(location),
+      (loc) => listLevel(store, loc).map(([name, size]) => toFileInfo(name, size))
+    ),
   deleteArtifactAt: (location) =>
     Effect.map(validateArtifactPath(location), (loc) => {
       store.artifacts.delete(loc)

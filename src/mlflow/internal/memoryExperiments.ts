@@ -6,7 +6,7 @@
 import { Clock, Effect } from "effect"
 import { AlreadyExists, InvalidInput, NotFound } from "../../errors.js"
 import { validateTagKey } from "../Mlflow.js"
-import type { LifecycleStage, SearchExperimentsOptions } from "../Mlflow.js"
+import type { KeyValue, LifecycleStage, SearchExperimentsOptions } from "../Mlflow.js"
 import type { SearchExperimentsPageOptions } from "../MlflowMemory.js"
 import { DEFAULT_PAGE_SIZE, notActiveExperiment, validateTags } from "../semantics.js"
 import { experimentsPage, findExperiment, findExperimentByName, toExperiment, walkPages } from "./memoryStore.js"
@@ -29,7 +29,7 @@ export const getExperimentByName = (m: Memory) =>
 export const createExperiment = (m: Memory) =>
   Effect.fn("MlflowMemory.createExperiment")(function*(
     name: string,
-    options?: { readonly tags?: ReadonlyArray<{ readonly key: string; readonly value: string }> }
+    options?: { readonly tags?: ReadonlyArray<KeyValue> }
   ) {
     yield* m.enter("createExperiment")
     if (name === "") {

@@ -7,8 +7,15 @@
 import { Clock, Effect } from "effect"
 import { InvalidInput } from "../../errors.js"
 import { validateArtifactPath, validateTagKey } from "../Mlflow.js"
-import type { Mlflow, MetricPoint } from "../Mlflow.js"
-import type { ArtifactsInput, MlflowMemoryHandle, MlflowMemoryOptions, Seed, Snapshot, TagsInput } from "../MlflowMemory.js"
+import type { KeyValue, MetricPoint, Mlflow } from "../Mlflow.js"
+import type {
+  ArtifactsInput,
+  MlflowMemoryHandle,
+  MlflowMemoryOptions,
+  Seed,
+  Snapshot,
+  TagsInput
+} from "../MlflowMemory.js"
 import { compareStrings, randomRunName } from "../semantics.js"
 import { downloadArtifact, listArtifacts, proxyArtifacts, readArtifact, uploadArtifact } from "./memoryArtifacts.js"
 import { makeCalls } from "./memoryCalls.js"
@@ -17,9 +24,9 @@ import * as Runs from "./memoryRuns.js"
 import { addDefault, ARTIFACTS_SCHEME, joinKey, makeStore, rootKey, toExperiment, toRun } from "./memoryStore.js"
 import type { Memory, RunRecord, Store } from "./memoryStore.js"
 
-const tagsOf = (tags: TagsInput | undefined): ReadonlyArray<{ readonly key: string; readonly value: string }> => {
+const tagsOf = (tags: TagsInput | undefined): ReadonlyArray<KeyValue> => {
   if (tags === undefined) return []
-  if (Array.isArray(tags)) return tags as ReadonlyArray<{ readonly key: string; readonly value: string }>
+  if (Array.isArray(tags)) return tags as ReadonlyArray<KeyValue>
   return Object.entries(tags as Readonly<Record<string, string>>).map(([key, value]) => ({ key, value }))
 }
 

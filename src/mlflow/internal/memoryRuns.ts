@@ -4,11 +4,25 @@
  * @internal
  */
 import { Clock, Effect } from "effect"
-import { InvalidInput, MlflowApiError, NotFound } from "../../errors.js"
+import { MlflowApiError, NotFound } from "../../errors.js"
 import { validateExtras, validateTagKey } from "../Mlflow.js"
-import type { CreateRunOptions, LifecycleStage, LogBatchExtras, SearchRunsOptions, UpdateRunOptions } from "../Mlflow.js"
+import type {
+  CreateRunOptions,
+  KeyValue,
+  LifecycleStage,
+  LogBatchExtras,
+  SearchRunsOptions,
+  UpdateRunOptions
+} from "../Mlflow.js"
 import type { SearchRunsPageOptions } from "../MlflowMemory.js"
-import { DEFAULT_PAGE_SIZE, newRunId, notActiveExperiment, notActiveRun, randomRunName, validateTags } from "../semantics.js"
+import {
+  DEFAULT_PAGE_SIZE,
+  newRunId,
+  newRunName,
+  notActiveExperiment,
+  notActiveRun,
+  validateTags
+} from "../semantics.js"
 import { activeRun, findExperiment, findRun, runsPage, setRunTag, toRun, toRunInfo, walkPages } from "./memoryStore.js"
 import type { Memory, RunRecord } from "./memoryStore.js"
 
@@ -19,17 +33,7 @@ export const createRun = (m: Memory) =>
     if (experiment.lifecycleStage !== "active") return yield* notActiveExperiment(options.experimentId)
     const tags = options.tags ?? []
     yield* validateTags(tags)
-    let nameTag: string | undefined
-    for (const t of tags) if (t.key === "mlflow.runName") nameTag = t.value
-    const given = options.runName === undefined || options.runName === "" ? undefined : options.runName
-    if (given !== undefined && nameTag !== undefined && given !== nameTag) {
-      return yield* new InvalidInput({
-        kind: "RunName",
-        input: given,
-        reason: `the run name differs from the mlflow.runName tag '${nameTag}'`
-      })
-    }
-    const runName = given ?? nameTag ?? (yield* randomRunName)
+    const { runName, tagged } = yield* newRunName(options.runName, tags)
     const startTime = options.startTime ?? (yield* Clock.currentTimeMillis)
     const runId = newRunId()
     const record: RunRecord = {
@@ -48,7 +52,7 @@ export const createRun = (m: Memory) =>
       seq: m.store.seq++
     }
     for (const t of tags) record.tags.set(t.key, t.value)
-    if (nameTag === undefined) record.tags.set("mlflow.runName", runName)
+    if (!tagged) record.tags.set("mlflow.runName", runName)
     m.store.runs.set(runId, record)
     return toRun(record)
   })
@@ -87,7 +91,7 @@ export const setTag = (m: Memory) =>
 export const setTags = (m: Memory) =>
   Effect.fn("MlflowMemory.setTags")(function*(
     runId: string,
-    tags: ReadonlyArray<{ readonly key: string; readonly value: string }>,
+    tags: ReadonlyArray<KeyValue>,
     extras?: LogBatchExtras
   ) {
     yield* m.enter("setTags")

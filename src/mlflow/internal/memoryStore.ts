@@ -18,7 +18,14 @@ import type {
   SearchExperimentsPageOptions,
   SearchRunsPageOptions
 } from "../MlflowMemory.js"
-import { checkExperimentsSearch, checkRunsSearch, compareStrings, experimentAdmitted, notActiveRun, selectRuns } from "../semantics.js"
+import {
+  checkExperimentsSearch,
+  checkRunsSearch,
+  compareStrings,
+  experimentAdmitted,
+  notActiveRun,
+  selectRuns
+} from "../semantics.js"
 import type { RunAccess } from "../semantics.js"
 import { decodePageToken, window } from "./paging.js"
 
