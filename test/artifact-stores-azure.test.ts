@@ -13,7 +13,7 @@ import * as ArtifactStore from "../src/mlflow/ArtifactStore.js"
 import { concatBytes } from "../src/mlflow/Mlflow.js"
 import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import { registryContract } from "./contract/registry.js"
-import { startEmulator } from "./support/emulator.js"
+import { startEmulator } from "../emulator/index.js"
 import { isBuilt } from "./support/cli.js"
 import {
   AZURITE_ACCOUNT,

@@ -17,7 +17,7 @@ import * as MlflowFileStore from "../src/mlflow/MlflowFileStore.js"
 import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import { MlflowRegistry } from "../src/registry/MlflowRegistry.js"
 import { registryContract } from "./contract/registry.js"
-import { startEmulator } from "./support/emulator.js"
+import { startEmulator } from "../emulator/index.js"
 import { isBuilt } from "./support/cli.js"
 import { commandLifecycle, shared, startFaultProxy, startS3rver } from "./support/objectstores.js"
 

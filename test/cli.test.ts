@@ -22,7 +22,7 @@ import * as ArtifactStore from "../src/mlflow/ArtifactStore.js"
 import * as MlflowMemory from "../src/mlflow/MlflowMemory.js"
 import * as SqlUri from "../src/mlflow/sql/uri.js"
 import { cli, type CliResult, isBuilt, repoRoot, runProgram, tempDir } from "./support/cli.js"
-import { type Emulator, startEmulator } from "./support/emulator.js"
+import { type Emulator, startEmulator } from "../emulator/index.js"
 
 const run = <A>(effect: Effect.Effect<A, unknown, NodeContext.NodeContext>) =>
   Effect.runPromise(Effect.provide(effect, NodeContext.layer))

@@ -16,7 +16,7 @@ import * as Credentials from "../src/mlflow/Credentials.js"
 import { Mlflow } from "../src/mlflow/Mlflow.js"
 import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import { cli, isBuilt } from "./support/cli.js"
-import { startEmulator } from "./support/emulator.js"
+import { startEmulator } from "../emulator/index.js"
 
 const platform = Layer.merge(NodeHttpClient.layerUndici, NodeContext.layer)
 

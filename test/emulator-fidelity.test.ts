@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
-import { type Backend, type Emulator, fileStoreNameRefusal, type Flavor, startEmulator } from "./support/emulator.js"
+import { type Backend, type Emulator, fileStoreNameRefusal, type Flavor, startEmulator } from "../emulator/index.js"
 
 interface Answer {
   readonly status: number

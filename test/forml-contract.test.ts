@@ -11,7 +11,7 @@ import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import * as MlflowMemory from "../src/mlflow/MlflowMemory.js"
 import { MlflowRegistry } from "../src/registry/MlflowRegistry.js"
 import { formlContract } from "./contract/forml.js"
-import { startEmulator } from "./support/emulator.js"
+import { startEmulator } from "../emulator/index.js"
 
 const registry = (repoid: string) => MlflowRegistry.layer({ repoid })
 

@@ -22,7 +22,7 @@ import { downloadBytes, Mlflow } from "../src/mlflow/Mlflow.js"
 import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import * as Wire from "../src/mlflow/wire.js"
 import { mlflowContract } from "./contract/mlflow.js"
-import { type Emulator, type EmulatorOptions, startEmulator } from "./support/emulator.js"
+import { type Emulator, type EmulatorOptions, startEmulator } from "../emulator/index.js"
 import { sharedPath } from "./support/shared.js"
 
 const platform = Layer.merge(NodeHttpClient.layerUndici, NodeContext.layer)

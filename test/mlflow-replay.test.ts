@@ -6,7 +6,7 @@ import { Effect, Exit, Scope } from "effect"
 import { createHash } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type Emulator, type EmulatorOptions, pythonJson, startEmulator } from "./support/emulator.js"
+import { type Emulator, type EmulatorOptions, pythonJson, startEmulator } from "../emulator/index.js"
 import { sharedPath } from "./support/shared.js"
 
 // ---------------------------------------------------------------------------------------------------------------

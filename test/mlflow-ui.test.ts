@@ -16,7 +16,7 @@ import { MlflowMemoryHandle } from "../src/mlflow/MlflowMemory.js"
 import * as Layout from "../src/registry/layout.js"
 import { MlflowRegistry } from "../src/registry/MlflowRegistry.js"
 import { cli, isBuilt, tempDir } from "./support/cli.js"
-import { startEmulator } from "./support/emulator.js"
+import { startEmulator } from "../emulator/index.js"
 
 /** One run as the UI lists it. */
 interface Shown {

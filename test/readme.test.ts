@@ -10,7 +10,7 @@ import * as path from "node:path"
 import ts from "typescript"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type CliResult, isBuilt, repoRoot, runProgram } from "./support/cli.js"
-import { type Emulator, startEmulator } from "./support/emulator.js"
+import { type Emulator, startEmulator } from "../emulator/index.js"
 import { type Block, readmeBlocks } from "./support/readme.js"
 import { sharedPath } from "./support/shared.js"
 

@@ -11,8 +11,8 @@ import * as Layout from "../src/registry/layout.js"
 import * as MlflowRegistry from "../src/registry/MlflowRegistry.js"
 import { registryContract } from "./contract/registry.js"
 import { activeRuns, helloworldZip, key, Probe, store, unique } from "./reliability/support.js"
-import { startEmulator } from "./support/emulator.js"
-import type { EmulatorOptions } from "./support/emulator.js"
+import { startEmulator } from "../emulator/index.js"
+import type { EmulatorOptions } from "../emulator/index.js"
 
 const platform = Layer.merge(NodeHttpClient.layerUndici, NodeContext.layer)
 /** No waiting between retries: the emulator answers at once. */

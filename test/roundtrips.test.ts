@@ -15,7 +15,7 @@ import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import * as Layout from "../src/registry/layout.js"
 import { MlflowRegistry } from "../src/registry/MlflowRegistry.js"
 import { collect, key, packages, tagWith } from "./contract/registry.js"
-import { type Emulator, type RequestRecord, startEmulator } from "./support/emulator.js"
+import { type Emulator, type RequestRecord, startEmulator } from "../emulator/index.js"
 
 const PAGE = 1000
 

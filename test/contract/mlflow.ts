@@ -12,6 +12,7 @@ import { join } from "node:path"
 import * as Filter from "../../src/mlflow/Filter.js"
 import { concatBytes, downloadBytes, Mlflow } from "../../src/mlflow/Mlflow.js"
 import type { Run, ViewType } from "../../src/mlflow/Mlflow.js"
+import { filterOfText } from "../../emulator/filters.js"
 import { sharedPath } from "../support/shared.js"
 
 export interface MlflowContractOptions {
@@ -83,30 +84,12 @@ const recordedFilters: ReadonlyArray<RecordedFilter> = recording
       .map((r) => r.info.run_name)
   }))
 
-const CLAUSE =
-  /^(?:(tags?|attributes?|attr|run)\.)?(`[^`]+`|"[^"]+"|[A-Za-z0-9_.]+)\s*(=|!=)\s*(?:'([^']*)'|"([^"]*)")$/
-
 /**
  * The Filter a recorded filter string means, when the builder can express it (equality clauses joined by AND,
- * plain values); `undefined` for LIKE, IN, OR, escapes, unquoted values and the like.
+ * plain values); `undefined` for LIKE, IN, OR, escapes, unquoted values and the like. The emulator's reading of
+ * MLflow's filter grammar, without its attribute-key check (each layer's own check is what the recording tests).
  */
-export const parseRecordedFilter = (text: string): Filter.Filter | undefined => {
-  if (text.trim() === "") return Filter.none
-  const clauses: Array<Filter.Clause> = []
-  for (const part of text.split(/\s+AND\s+/)) {
-    const m = CLAUSE.exec(part.trim())
-    if (m === null) return undefined
-    const prefix = m[1]
-    const rawKey = m[2]!
-    const key = rawKey.startsWith("`") || rawKey.startsWith('"') ? rawKey.slice(1, -1) : rawKey
-    const comparator = m[3] as Filter.Comparator
-    const value = m[4] ?? m[5] ?? ""
-    const isTag = prefix === "tag" || prefix === "tags"
-    if (!isTag && (rawKey.startsWith("`") || rawKey.startsWith('"'))) return undefined
-    clauses.push(isTag ? Filter.tag(key, value, comparator) : Filter.attribute(key, value, comparator))
-  }
-  return Filter.and(...clauses)
-}
+export const parseRecordedFilter = (text: string): Filter.Filter | undefined => filterOfText(text)
 
 export const expressibleRecordedFilters = recordedFilters.flatMap((f) => {
   const filter = parseRecordedFilter(f.text)

@@ -17,7 +17,7 @@ import type { Mlflow } from "../../src/mlflow/Mlflow.js"
 import * as Directory from "../../src/registry/Directory.js"
 import { MlflowRegistry } from "../../src/registry/MlflowRegistry.js"
 import { Registry } from "../../src/registry/Registry.js"
-import type { Emulator, HttpFault } from "../support/emulator.js"
+import type { Emulator, HttpFault } from "../../emulator/index.js"
 import {
   activeRuns,
   bytes,

@@ -25,7 +25,7 @@ import { MlflowMemory, type MlflowMemoryHandle, type Snapshot } from "../../src/
 import * as Layout from "../../src/registry/layout.js"
 import { MlflowRegistry } from "../../src/registry/MlflowRegistry.js"
 import type { Registry } from "../../src/registry/Registry.js"
-import { type Emulator, startEmulator } from "../support/emulator.js"
+import { type Emulator, startEmulator } from "../../emulator/index.js"
 import { sharedPath } from "../support/shared.js"
 
 // ---------------------------------------------------------------------------------------------------------------
