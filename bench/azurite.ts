@@ -16,8 +16,17 @@ const port = await new Promise<number>((resolve) => {
   })
 })
 const main = join(process.cwd(), "node_modules", "azurite", "dist", "src", "blob", "main.js")
-const child = spawn(process.execPath, [main, "--blobHost", "127.0.0.1", "--blobPort", String(port), "--location",
-  process.env["FORML_BENCH_S3RVER_DIR"] ?? "", "--silent", "--disableTelemetry"], { stdio: ["ignore", "pipe", "inherit"] })
+const child = spawn(process.execPath, [
+  main,
+  "--blobHost",
+  "127.0.0.1",
+  "--blobPort",
+  String(port),
+  "--location",
+  process.env["FORML_BENCH_S3RVER_DIR"] ?? "",
+  "--silent",
+  "--disableTelemetry"
+], { stdio: ["ignore", "pipe", "inherit"] })
 await new Promise<void>((resolve) => {
   let out = ""
   child.stdout.on("data", (d: Buffer) => {

@@ -52,7 +52,10 @@ export class Bare {
 
   async #fetch(url: string, init: RequestInit): Promise<Response> {
     this.counter.requests++
-    const response = await fetch(url, { ...init, headers: { ...this.headers, ...(init.headers as Record<string, string>) } })
+    const response = await fetch(url, {
+      ...init,
+      headers: { ...this.headers, ...(init.headers as Record<string, string>) }
+    })
     if (!response.ok) {
       const text = await response.text()
       throw new Error(`${init.method ?? "GET"} ${url}: ${response.status} ${text.slice(0, 200)}`)
@@ -102,7 +105,9 @@ export class Bare {
     const out: Array<BareExperiment> = []
     let token: string | undefined
     do {
-      const r = await this.post<{ experiments?: ReadonlyArray<{ experiment_id: string; name: string }>; next_page_token?: string }>(
+      const r = await this.post<
+        { experiments?: ReadonlyArray<{ experiment_id: string; name: string }>; next_page_token?: string }
+      >(
         "experiments/search",
         { max_results: 1000, view_type: "ACTIVE_ONLY", ...(token === undefined ? {} : { page_token: token }) }
       )
@@ -177,7 +182,9 @@ export class Bare {
       `${this.base}/api/2.0/mlflow-artifacts/artifacts?${new URLSearchParams({ path: root })}`,
       { method: "GET" }
     )
-    const r = (await response.json()) as { files?: ReadonlyArray<{ path: string; is_dir?: boolean; file_size?: number }> }
+    const r = (await response.json()) as {
+      files?: ReadonlyArray<{ path: string; is_dir?: boolean; file_size?: number }>
+    }
     return (r.files ?? []).filter((f) => f.is_dir !== true).map((f) => ({ path: f.path, size: f.file_size ?? 0 }))
   }
 

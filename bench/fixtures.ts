@@ -8,8 +8,8 @@ import { createHash, randomBytes } from "node:crypto"
 import { createWriteStream } from "node:fs"
 import { mkdir, writeFile } from "node:fs/promises"
 import { join } from "node:path"
-import { pipeline } from "node:stream/promises"
 import { Readable } from "node:stream"
+import { pipeline } from "node:stream/promises"
 import yazl from "yazl"
 import { Manifest } from "../src/asset/Manifest.js"
 import { Package } from "../src/asset/Package.js"
@@ -74,4 +74,5 @@ export const payloads = (count: number, size: number): ReadonlyArray<Uint8Array>
 
 export const sha256 = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex")
 
-export const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.length).equals(b)
+export const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
+  Buffer.from(a.buffer, a.byteOffset, a.length).equals(b)

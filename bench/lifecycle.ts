@@ -5,9 +5,9 @@
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Chunk, Effect, Either, Option, Stream } from "effect"
-import { performance } from "node:perf_hooks"
-import { readFile } from "node:fs/promises"
 import { randomUUID } from "node:crypto"
+import { readFile } from "node:fs/promises"
+import { performance } from "node:perf_hooks"
 import { GenerationKey } from "../src/asset/GenerationKey.js"
 import { Package } from "../src/asset/Package.js"
 import { ProjectKey } from "../src/asset/ProjectKey.js"
@@ -90,7 +90,11 @@ export const library = (target: Target, input: LifecycleInput, options: Lifecycl
   const phases = new Phases(target.library)
   const concurrency = options.concurrency
   const timed = <A, E, R>(phase: Phase, effect: Effect.Effect<A, E, R>) =>
-    Effect.acquireUseRelease(Effect.sync(() => phases.begin(phase)), () => effect, () => Effect.sync(() => phases.end()))
+    Effect.acquireUseRelease(
+      Effect.sync(() => phases.begin(phase)),
+      () => effect,
+      () => Effect.sync(() => phases.end())
+    )
   const program = Effect.gen(function*() {
     const reg = yield* MlflowRegistry.make()
     const project = yield* ProjectKey.parse(input.project)
@@ -170,7 +174,11 @@ const storedWhole = (
  * runs/search to tell projects from other experiments, one for the releases, one for the generations; then one GET
  * per tag and state.
  */
-export const floor = async (target: Target, input: LifecycleInput, options: LifecycleOptions): Promise<LifecycleRun> => {
+export const floor = async (
+  target: Target,
+  input: LifecycleInput,
+  options: LifecycleOptions
+): Promise<LifecycleRun> => {
   const bare = target.bare
   const phases = new Phases(target.floor)
   const concurrency = options.concurrency

@@ -4,23 +4,33 @@
  * server (the test emulator in a child process, or MLFLOW_TRACKING_URI's server). Prints one table, writes it as JSON.
  */
 import { spawn } from "node:child_process"
-import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises"
+import { randomUUID } from "node:crypto"
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
-import { randomUUID } from "node:crypto"
-import { library, floor, type LifecycleInput, type LifecycleRun, PHASES } from "./lifecycle.js"
-import { machine, row, type Row, table } from "./report.js"
+import { largePackage, payloads, smallPackage } from "./fixtures.js"
+import { floor, library, type LifecycleInput, type LifecycleRun, PHASES } from "./lifecycle.js"
+import { machine, type Row, row, table } from "./report.js"
 import { cpu, listing, start, states, transfer } from "./scenarios.js"
 import { compare, median, percentile } from "./stats.js"
+import { streamS3Figures } from "./stream-s3.js"
 import type { StreamFigures, StreamSettings } from "./stream.js"
 import { STREAM_PHASES } from "./stream.js"
 import { connect, EMULATOR_ENV, type Target } from "./target.js"
-import { largePackage, payloads, smallPackage } from "./fixtures.js"
-import { streamS3Figures } from "./stream-s3.js"
 
-const SCENARIOS = ["lifecycle", "transfer", "states", "listing", "streaming", "streaming-s3", "streaming-azure", "cpu", "start"] as const
+const SCENARIOS = [
+  "lifecycle",
+  "transfer",
+  "states",
+  "listing",
+  "streaming",
+  "streaming-s3",
+  "streaming-azure",
+  "cpu",
+  "start"
+] as const
 type Scenario = (typeof SCENARIOS)[number]
 
 const USAGE = `usage: npm run bench -- [${SCENARIOS.join("|")} ...] [options]
@@ -53,8 +63,15 @@ const parseSize = (text: string): number => {
   const unit = (m[2] ?? "").toLowerCase()
   const scale: Record<string, number> = {
     "": 1,
-    k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9,
-    kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3
+    k: 1e3,
+    kb: 1e3,
+    m: 1e6,
+    mb: 1e6,
+    g: 1e9,
+    gb: 1e9,
+    kib: 1024,
+    mib: 1024 ** 2,
+    gib: 1024 ** 3
   }
   return Math.round(Number(m[1]) * scale[unit]!)
 }
@@ -226,7 +243,10 @@ const streamProcess = (target: Target, settings: StreamSettings): Promise<Stream
       env[EMULATOR_ENV.url] = target.url
       env[EMULATOR_ENV.control] = target.controlUrl
     }
-    const child = spawn(process.execPath, [script, JSON.stringify(settings)], { env, stdio: ["ignore", "pipe", "inherit"] })
+    const child = spawn(process.execPath, [script, JSON.stringify(settings)], {
+      env,
+      stdio: ["ignore", "pipe", "inherit"]
+    })
     let out = ""
     child.stdout.on("data", (d: Buffer) => {
       out += d.toString("utf8")
@@ -360,10 +380,12 @@ const main = async () => {
         case "cpu": {
           const figures = await cpu(target, o.calls)
           extra["cpu"] = figures
-          for (const [id, label, f] of [
-            ["cpu.getRun", "runs/get (Mlflow.getRun)", figures.getRun],
-            ["cpu.read", "read a 100 KB artifact whole (Mlflow.readArtifact)", figures.read]
-          ] as const) {
+          for (
+            const [id, label, f] of [
+              ["cpu.getRun", "runs/get (Mlflow.getRun)", figures.getRun],
+              ["cpu.read", "read a 100 KB artifact whole (Mlflow.readArtifact)", figures.read]
+            ] as const
+          ) {
             const ratio = f.library.cpuMs / f.floor.cpuMs
             rows.push({
               ...row({
@@ -374,7 +396,9 @@ const main = async () => {
                 floorRequests: 1,
                 floorMedianMs: f.floor.cpuMs,
                 target: "≤ 1.3× floor (CPU)",
-                note: `${f.calls} calls; wall per call ${f.library.wallMs.toFixed(2)} ms (bare fetch ${f.floor.wallMs.toFixed(2)} ms)`
+                note: `${f.calls} calls; wall per call ${f.library.wallMs.toFixed(2)} ms (bare fetch ${
+                  f.floor.wallMs.toFixed(2)
+                } ms)`
               }),
               met: ratio <= 1.3
             })
@@ -453,7 +477,13 @@ const main = async () => {
               peakRssMb: lib.peakRssMb[p],
               target: "peak RSS < 250 MB",
               met: lib.peakRssMb[p] < 250,
-              ...(p === "push" ? { note: `times over ${o.streamRuns} run${o.streamRuns === 1 ? "" : "s"} of each side (--stream-runs); push re-publishes the same release after the first run` } : {})
+              ...(p === "push"
+                ? {
+                  note: `times over ${o.streamRuns} run${
+                    o.streamRuns === 1 ? "" : "s"
+                  } of each side (--stream-runs); push re-publishes the same release after the first run`
+                }
+                : {})
             }))
           }
           rows.push(row({
@@ -463,9 +493,9 @@ const main = async () => {
             peakRssMb: lib.maxRssMb,
             target: "peak RSS < 250 MB",
             met: lib.maxRssMb < 250,
-            note: `baseline ${lib.baselineRssMb.toFixed(0)} MB before the first operation; the bare fetch process peaked at ${
-              bare.maxRssMb.toFixed(0)
-            } MB`
+            note: `baseline ${
+              lib.baselineRssMb.toFixed(0)
+            } MB before the first operation; the bare fetch process peaked at ${bare.maxRssMb.toFixed(0)} MB`
           }))
           break
         }
@@ -489,7 +519,9 @@ const main = async () => {
   await writeFile(o.out, `${JSON.stringify(results, null, 2)}\n`)
   const lifecycleOnly = o.scenarios.length === 1 && o.scenarios[0] === "lifecycle"
   if (o.json) {
-    process.stdout.write(`${JSON.stringify(lifecycleOnly ? lifecycleJson(results.machine, target.name, o, extra) : results)}\n`)
+    process.stdout.write(
+      `${JSON.stringify(lifecycleOnly ? lifecycleJson(results.machine, target.name, o, extra) : results)}\n`
+    )
   } else {
     const m = results.machine
     process.stdout.write(

@@ -2,7 +2,7 @@
  * The benchmark's output: one table (operation, requests, median and p95 ms, the floor and the ratio to it, peak RSS,
  * the target and whether it is met) and the same figures as JSON, with the machine they came from.
  */
-import { cpus, totalmem, availableParallelism, platform, release } from "node:os"
+import { availableParallelism, cpus, platform, release, totalmem } from "node:os"
 
 export interface Row {
   /** A stable key for scripts reading the JSON. */
@@ -50,11 +50,25 @@ export const machine = (): Machine => ({
   os: `${platform()} ${release()}`
 })
 
-const fixed = (n: number | undefined, digits: number): string => (n === undefined || Number.isNaN(n) ? "" : n.toFixed(digits))
+const fixed = (
+  n: number | undefined,
+  digits: number
+): string => (n === undefined || Number.isNaN(n) ? "" : n.toFixed(digits))
 
 /** The rows as one text table. */
 export const table = (rows: ReadonlyArray<Row>): string => {
-  const header = ["operation", "req", "median ms", "p95 ms", "floor req", "floor ms", "ratio", "peak RSS MB", "target", "met"]
+  const header = [
+    "operation",
+    "req",
+    "median ms",
+    "p95 ms",
+    "floor req",
+    "floor ms",
+    "ratio",
+    "peak RSS MB",
+    "target",
+    "met"
+  ]
   const lines = rows.map((r) => [
     r.operation,
     r.requests === undefined ? "" : String(r.requests),

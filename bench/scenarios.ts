@@ -3,7 +3,7 @@
  * written with bounded concurrency against sequentially, and the listing of a release with many generations.
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import { Chunk, Effect, Either, Layer, Scope, Stream, Exit } from "effect"
+import { Chunk, Effect, Either, Exit, Layer, Scope, Stream } from "effect"
 import { spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import { existsSync } from "node:fs"
@@ -52,23 +52,33 @@ export const transfer = async (target: Target, size: number, runs: number, warmu
   const check = (n: number) => {
     if (n !== size) throw new Error(`downloaded ${n} bytes, not ${size}`)
   }
-  const upload = pair(await compare(runs, warmup, [
-    {
-      counter: target.library,
-      op: () => target.runtime.runPromise(Effect.flatMap(Mlflow, (m) => m.uploadArtifact(root, "library.bin", bytes)))
-    },
-    { counter: target.floor, op: () => target.bare.put(root.artifactUri, "bare.bin", bytes) }
-  ]))
-  const download = pair(await compare(runs, warmup, [
-    {
-      counter: target.library,
-      op: () =>
-        target.runtime.runPromise(
-          Effect.flatMap(Mlflow, (m) => Stream.runFold(m.downloadArtifact(root, "library.bin"), 0, (n, c) => n + c.length))
-        ).then(check)
-    },
-    { counter: target.floor, op: () => target.bare.getEach(root.artifactUri, "library.bin", () => undefined).then(check) }
-  ]))
+  const upload = pair(
+    await compare(runs, warmup, [
+      {
+        counter: target.library,
+        op: () => target.runtime.runPromise(Effect.flatMap(Mlflow, (m) => m.uploadArtifact(root, "library.bin", bytes)))
+      },
+      { counter: target.floor, op: () => target.bare.put(root.artifactUri, "bare.bin", bytes) }
+    ])
+  )
+  const download = pair(
+    await compare(runs, warmup, [
+      {
+        counter: target.library,
+        op: () =>
+          target.runtime.runPromise(
+            Effect.flatMap(
+              Mlflow,
+              (m) => Stream.runFold(m.downloadArtifact(root, "library.bin"), 0, (n, c) => n + c.length)
+            )
+          ).then(check)
+      },
+      {
+        counter: target.floor,
+        op: () => target.bare.getEach(root.artifactUri, "library.bin", () => undefined).then(check)
+      }
+    ])
+  )
   return { upload, download }
 }
 
@@ -122,14 +132,18 @@ export const states = async (
       )
     const bare = (inFlight: number) => () =>
       pool(data, inFlight, (bytes) => target.bare.put(root.artifactUri, `${randomUUID()}.bin`, bytes))
-    const sequential = pair(await compare(runs, warmup, [
-      { counter: target.library, op: write(warm.reg, 1) },
-      { counter: target.floor, op: bare(1) }
-    ]))
-    const parallel = pair(await compare(runs, warmup, [
-      { counter: target.library, op: write(warm.reg, concurrency) },
-      { counter: target.floor, op: bare(concurrency) }
-    ]))
+    const sequential = pair(
+      await compare(runs, warmup, [
+        { counter: target.library, op: write(warm.reg, 1) },
+        { counter: target.floor, op: bare(1) }
+      ])
+    )
+    const parallel = pair(
+      await compare(runs, warmup, [
+        { counter: target.library, op: write(warm.reg, concurrency) },
+        { counter: target.floor, op: bare(concurrency) }
+      ])
+    )
     return { sequential, parallel }
   } finally {
     await warm.close()
@@ -201,7 +215,9 @@ export const listing = async (target: Target, count: number, runs: number, warmu
   const release = Either.getOrThrow(ReleaseKey.parse("1.0"))
   const scope = Effect.runSync(Scope.make())
   try {
-    const reg = await target.runtime.runPromise(Scope.extend(MlflowRegistry.make(), scope).pipe(Effect.provide(NodeContext.layer)))
+    const reg = await target.runtime.runPromise(
+      Scope.extend(MlflowRegistry.make(), scope).pipe(Effect.provide(NodeContext.layer))
+    )
     // the release is resolved once (a warm instance), as it would be after any other call on it
     await target.runtime.runPromise(Stream.runDrain(reg.releases(project)))
     const check = (n: number) => {
@@ -213,22 +229,24 @@ export const listing = async (target: Target, count: number, runs: number, warmu
       { experiment_name: seed.project }
     )).experiment.experiment_id
     target.floor.requests = floorBefore
-    return pair(await compare(runs, warmup, [
-      {
-        counter: target.library,
-        op: () =>
-          target.runtime.runPromise(
-            Effect.map(Stream.runCollect(reg.generations(project, release)), (c) => Chunk.toReadonlyArray(c).length)
-          ).then(check)
-      },
-      {
-        counter: target.floor,
-        op: async () => {
-          const found = await target.bare.searchRuns([experimentId], filter)
-          check(new Set(found.flatMap((r) => tagOf(r, Layout.TAG.commit) ?? [])).size)
+    return pair(
+      await compare(runs, warmup, [
+        {
+          counter: target.library,
+          op: () =>
+            target.runtime.runPromise(
+              Effect.map(Stream.runCollect(reg.generations(project, release)), (c) => Chunk.toReadonlyArray(c).length)
+            ).then(check)
+        },
+        {
+          counter: target.floor,
+          op: async () => {
+            const found = await target.bare.searchRuns([experimentId], filter)
+            check(new Set(found.flatMap((r) => tagOf(r, Layout.TAG.commit) ?? [])).size)
+          }
         }
-      }
-    ]))
+      ])
+    )
   } finally {
     await Effect.runPromise(Scope.close(scope, Exit.void))
   }
@@ -315,9 +333,15 @@ export const start = async (runs: number): Promise<StartFigures | undefined> => 
     const run = (args: ReadonlyArray<string>) =>
       new Promise<number>((done, reject) => {
         const t0 = performance.now()
-        const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "ignore"], env: { ...process.env, MLFLOW_TRACKING_URI: "" } })
+        const child = spawn(process.execPath, args, {
+          stdio: ["ignore", "ignore", "ignore"],
+          env: { ...process.env, MLFLOW_TRACKING_URI: "" }
+        })
         child.once("error", reject)
-        child.once("exit", (code) => (code === 0 ? done(performance.now() - t0) : reject(new Error(`${args.join(" ")}: exit ${code}`))))
+        child.once(
+          "exit",
+          (code) => (code === 0 ? done(performance.now() - t0) : reject(new Error(`${args.join(" ")}: exit ${code}`)))
+        )
       })
     const mlruns = join(store, "mlruns")
     await run([cli, "--tracking-uri", mlruns, "demo"])

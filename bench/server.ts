@@ -6,8 +6,8 @@
 import { Effect, Exit, Scope } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
-import type { Seed } from "../src/mlflow/MlflowMemory.js"
 import { startEmulator } from "../emulator/index.js"
+import type { Seed } from "../src/mlflow/MlflowMemory.js"
 
 const scope = Effect.runSync(Scope.make())
 // FORML_BENCH_ARTIFACT_ROOT: an `s3://` root makes the server hand out object-store artifact URIs (direct mode)

@@ -69,7 +69,9 @@ export const streamS3Figures = async (
   try {
     const server = await startChild<{ url: string; control: string }>(join(here, "server.js"), {
       ...process.env,
-      FORML_BENCH_ARTIFACT_ROOT: store === "s3" ? "s3://bench/mlruns" : "wasbs://bench@devstoreaccount1.blob.core.windows.net/mlruns"
+      FORML_BENCH_ARTIFACT_ROOT: store === "s3"
+        ? "s3://bench/mlruns"
+        : "wasbs://bench@devstoreaccount1.blob.core.windows.net/mlruns"
     })
     try {
       return await new Promise<StreamFigures>((done, reject) => {

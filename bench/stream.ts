@@ -18,7 +18,7 @@ import { Tag, Timestamp } from "../src/asset/Tag.js"
 import { Mlflow } from "../src/mlflow/Mlflow.js"
 import * as Layout from "../src/registry/layout.js"
 import { MlflowRegistry } from "../src/registry/MlflowRegistry.js"
-import { chunks, chunkStream, chunksDigest } from "./fixtures.js"
+import { chunks, chunksDigest, chunkStream } from "./fixtures.js"
 import { RssSampler } from "./stats.js"
 import { connect } from "./target.js"
 
@@ -83,7 +83,9 @@ export const streamFigures = async (settings: StreamSettings): Promise<StreamFig
     const roots = await target.runtime.runPromise(Effect.gen(function*() {
       const mlflow = yield* Mlflow
       const experiment = yield* mlflow.getExperimentByName(name)
-      const runs = yield* Stream.runCollect(mlflow.searchRuns({ experimentIds: [experiment.experimentId], viewType: "ALL" }))
+      const runs = yield* Stream.runCollect(
+        mlflow.searchRuns({ experimentIds: [experiment.experimentId], viewType: "ALL" })
+      )
       // (artifacts in an object store are not the emulator's to drop)
       return [...runs].filter((r) => r.info.artifactUri.startsWith("mlflow-artifacts:"))
         .map((r) => r.info.artifactUri.replace(/^mlflow-artifacts:/, "").replace(/^\/+/, ""))
@@ -114,9 +116,14 @@ export const streamFigures = async (settings: StreamSettings): Promise<StreamFig
           "read",
           Effect.suspend(() => {
             const hash = createHash("sha256")
-            return Effect.as(Stream.runForEach(reg.readStream(project, release, generation, sid), (c) =>
-              Effect.sync(() => hash.update(c))), hash)
-          }).pipe(Effect.map((hash) => hash.digest("hex")))
+            return Effect.as(
+              Stream.runForEach(reg.readStream(project, release, generation, sid), (c) =>
+                Effect.sync(() => hash.update(c))),
+              hash
+            )
+          }).pipe(Effect.map((hash) =>
+            hash.digest("hex")
+          ))
         )
         if (digest !== stateDigest) fail("the state read back differs")
       }))

@@ -2,11 +2,11 @@
  * The server the benchmark runs against: the test emulator in a child process (default), or the real tracking server
  * of MLFLOW_TRACKING_URI. Gives the library's Mlflow layer (its requests counted) and the bare fetch client.
  */
-import * as HttpClient from "@effect/platform/HttpClient"
-import type * as FileSystem from "@effect/platform/FileSystem"
-import type * as Path from "@effect/platform/Path"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import type * as FileSystem from "@effect/platform/FileSystem"
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as Path from "@effect/platform/Path"
 import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"

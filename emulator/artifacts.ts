@@ -15,8 +15,7 @@ import type { State } from "./state.js"
 export const ARTIFACTS_PREFIX = "/api/2.0/mlflow-artifacts/artifacts"
 const DOWNLOAD_CHUNK = 64 * 1024
 
-const contentTypeOf = (name: string): string =>
-  /\.(txt|toml)$/i.test(name) ? "text/plain" : "application/octet-stream"
+const contentTypeOf = (name: string): string => /\.(txt|toml)$/i.test(name) ? "text/plain" : "application/octet-stream"
 
 /** A download's headers, named after the file. */
 const download = (name: string, body: Reply["body"]): Reply => ({

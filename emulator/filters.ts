@@ -16,7 +16,7 @@ export interface ParsedClause {
   readonly comparator: Comparator
   readonly value: string | ReadonlyArray<string>
   /** How the text wrote the key and a single value (MLflow reads a value's `''` and `\'` literally). */
-  readonly written: { readonly keyQuoted: boolean; readonly quote?: "'" | '"' | undefined }
+  readonly written: { readonly keyQuoted: boolean; readonly quote?: "'" | "\"" | undefined }
 }
 
 /** Which search a filter is for: MLflow parses the two with different classes (SearchUtils, SearchExperimentsUtils). */
@@ -37,9 +37,11 @@ export const entityKind = (target: FilterTarget, prefix: string): Either.Either<
   if (target === "experiments") {
     return (EXPERIMENT_PREFIXES as ReadonlyArray<string>).includes(prefix)
       ? Either.right(TAG_PREFIXES.has(prefix) ? "tag" : "attribute")
-      : Either.left(`Invalid entity type '${prefix}'. Valid entity types are (${
-        EXPERIMENT_PREFIXES.map((e) => `'${e}'`).join(", ")
-      })`)
+      : Either.left(
+        `Invalid entity type '${prefix}'. Valid entity types are (${
+          EXPERIMENT_PREFIXES.map((e) => `'${e}'`).join(", ")
+        })`
+      )
   }
   if (TAG_PREFIXES.has(prefix)) return Either.right("tag")
   if (RUN_ATTRIBUTE_PREFIXES.has(prefix)) return Either.right("attribute")
@@ -109,7 +111,7 @@ const comparatorOf = (text: string): Either.Either<Step<Comparator>, string> => 
 const valueOf = (
   text: string,
   clause: { readonly kind: "tag" | "attribute"; readonly key: string; readonly comparator: Comparator }
-): Either.Either<Step<{ readonly value: string | ReadonlyArray<string>; readonly quote?: "'" | '"' }>, string> => {
+): Either.Either<Step<{ readonly value: string | ReadonlyArray<string>; readonly quote?: "'" | "\"" }>, string> => {
   if (clause.comparator === "IN" || clause.comparator === "NOT IN") {
     const list = /^\(([^)]*)\)/.exec(text)
     if (list === null || clause.kind === "tag" || clause.key !== "run_id") {
@@ -128,11 +130,13 @@ const valueOf = (
     return Either.left(
       /^[\d.]+/.test(text)
         ? `Expected a quoted string value for ${clause.kind} (e.g. 'my-value'). Got value ${firstWord(text)}`
-        : `Parameter value is either not quoted or unidentified quote types used for string value ${firstWord(text)}. Use either single or double quotes.`
+        : `Parameter value is either not quoted or unidentified quote types used for string value ${
+          firstWord(text)
+        }. Use either single or double quotes.`
     )
   }
   return Either.right({
-    value: q[1] === undefined ? { value: q[2] ?? "", quote: '"' } : { value: q[1], quote: "'" },
+    value: q[1] === undefined ? { value: q[2] ?? "", quote: "\"" } : { value: q[1], quote: "'" },
     rest: text.slice(q[0].length)
   })
 }

@@ -157,5 +157,4 @@ export const startEmulator = (options: EmulatorOptions = {}): Effect.Effect<Emul
 export const withEmulator = <A, E, R>(
   f: (emulator: Emulator) => Effect.Effect<A, E, R>,
   options?: EmulatorOptions
-): Effect.Effect<A, E, R> =>
-  Effect.scoped(Effect.flatMap(startEmulator(options), f))
+): Effect.Effect<A, E, R> => Effect.scoped(Effect.flatMap(startEmulator(options), f))

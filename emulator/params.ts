@@ -24,11 +24,15 @@ const pyType = (v: unknown): string =>
     : "dict"
 
 const missing = (name: string) =>
-  invalid(`Missing value for required parameter '${name}'. See the API docs for more information about request parameters.`)
+  invalid(
+    `Missing value for required parameter '${name}'. See the API docs for more information about request parameters.`
+  )
 
 export const badValue = (name: string, value: unknown) =>
   invalid(
-    `Invalid value ${JSON.stringify(value)} for parameter '${name}' supplied:  Hint: Value was of type '${pyType(value)}'. ` +
+    `Invalid value ${JSON.stringify(value)} for parameter '${name}' supplied:  Hint: Value was of type '${
+      pyType(value)
+    }'. ` +
       "See the API docs for more information about request parameters."
   )
 

@@ -24,7 +24,10 @@ export const jsonReply = (value: unknown): Reply => ({
 /** Python's `json.dumps` layout: `", "` and `": "` separators, non-ASCII as `\uXXXX`. */
 export const pythonJson = (value: unknown): string => {
   if (value === null || typeof value !== "object") {
-    return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+    return JSON.stringify(value).replace(
+      /[\u007f-\uffff]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
+    )
   }
   if (Array.isArray(value)) return `[${value.map(pythonJson).join(", ")}]`
   return `{${Object.entries(value).map(([k, v]) => `${pythonJson(k)}: ${pythonJson(v)}`).join(", ")}}`

@@ -38,7 +38,9 @@ const checkName = (state: State, name: string) => {
 const getExperiment: Handler = (state, p) =>
   Effect.gen(function*() {
     const id = yield* reqString(p, "experiment_id")
-    if (state.v3 && !/^\d+$/.test(id)) return yield* invalid(`Invalid experiment ID '${id}'. Experiment IDs must be numeric.`)
+    if (state.v3 && !/^\d+$/.test(id)) {
+      return yield* invalid(`Invalid experiment ID '${id}'. Experiment IDs must be numeric.`)
+    }
     return { experiment: Wire.experimentJson(yield* state.mlflow.getExperiment(id)) }
   })
 
@@ -107,7 +109,8 @@ const setTag: Handler = (state, p) =>
     const key = yield* reqString(p, "key")
     const value = (yield* optString(p, "value")) ?? ""
     yield* state.mlflow.getRun(runId)
-    yield* Effect.mapError(validateTagKey(key), (e) => invalid(`Invalid value "${key}" for parameter 'key' supplied: ${e.reason}`))
+    yield* Effect.mapError(validateTagKey(key), (e) =>
+      invalid(`Invalid value "${key}" for parameter 'key' supplied: ${e.reason}`))
     yield* state.mlflow.setTag(runId, key, value.slice(0, MAX_TAG_VALUE))
     return {}
   })
@@ -160,7 +163,9 @@ const batchMetrics = (p: Params) =>
     const metricsRaw = p.metrics
     const metrics: Array<Metric> = []
     if (Array.isArray(metricsRaw)) {
-      for (const m of metricsRaw as ReadonlyArray<{ key?: unknown; value?: unknown; timestamp?: unknown; step?: unknown }>) {
+      for (
+        const m of metricsRaw as ReadonlyArray<{ key?: unknown; value?: unknown; timestamp?: unknown; step?: unknown }>
+      ) {
         if (typeof m.key !== "string" || typeof m.value !== "number") return yield* badValue("metrics", metricsRaw)
         metrics.push({ key: m.key, value: m.value, timestamp: intLike(m.timestamp) ?? 0, step: intLike(m.step) ?? 0 })
       }
@@ -180,8 +185,12 @@ const logBatch: Handler = (state, p) =>
         `A batch logging request can contain at most 100 tags. Got ${tags.length} tags. Please split up tags across multiple requests and try again.`
       )
     }
-    if (params.length > 100) return yield* invalid(`A batch logging request can contain at most 100 params. Got ${params.length} params.`)
-    if (metrics.length > 1000) return yield* invalid(`A batch logging request can contain at most 1000 metrics. Got ${metrics.length} metrics.`)
+    if (params.length > 100) {
+      return yield* invalid(`A batch logging request can contain at most 100 params. Got ${params.length} params.`)
+    }
+    if (metrics.length > 1000) {
+      return yield* invalid(`A batch logging request can contain at most 1000 metrics. Got ${metrics.length} metrics.`)
+    }
     const check = (kind: string, list: ReadonlyArray<{ readonly key: string }>) =>
       Effect.forEach(list, (item, i) =>
         Effect.mapError(validateTagKey(item.key), (e) =>
@@ -193,9 +202,13 @@ const logBatch: Handler = (state, p) =>
     if (run.info.lifecycleStage !== "active") {
       return yield* invalid(`The run ${runId} must be in the 'active' state. Current state is deleted.`)
     }
-    if (tags.length + params.length + metrics.length === 0) return {}
+    if (tags.length + params.length + metrics.length === 0) {
+      return {}
+    }
     const e = extrasOf(state, runId)
-    const changed = params.filter((x) => e.params.has(x.key) && e.params.get(x.key) !== x.value)
+    const changed = params.filter((x) =>
+      e.params.has(x.key) && e.params.get(x.key) !== x.value
+    )
     const first = changed[0]
     if (first !== undefined && state.backend === "file") {
       // MLflow's file store raises it without an error code (2.17.2 and 3.x alike): 500 INTERNAL_ERROR
@@ -209,7 +222,8 @@ const logBatch: Handler = (state, p) =>
     if (changed.length > 0) {
       return yield* invalid(
         `Changing param values is not allowed. Params were already logged='[${
-          changed.map((x) => `{'key': '${x.key}', 'old_value': '${e.params.get(x.key)}', 'new_value': '${x.value}'}`).join(", ")
+          changed.map((x) => `{'key': '${x.key}', 'old_value': '${e.params.get(x.key)}', 'new_value': '${x.value}'}`)
+            .join(", ")
         }]' for run ID='${runId}'.`
       )
     }
@@ -222,8 +236,9 @@ const logBatch: Handler = (state, p) =>
   })
 
 /** A handler that changes one entity by its id and answers `{}`. */
-const byId = (param: string, change: (state: State, id: string) => Effect.Effect<void, HandlerError>): Handler =>
-(state, p) => Effect.as(Effect.flatMap(reqString(p, param), (id) => change(state, id)), {})
+const byId =
+  (param: string, change: (state: State, id: string) => Effect.Effect<void, HandlerError>): Handler => (state, p) =>
+    Effect.as(Effect.flatMap(reqString(p, param), (id) => change(state, id)), {})
 
 export const API_ROUTES: Readonly<Record<string, Route>> = {
   "experiments/get": { methods: GET, handle: getExperiment },

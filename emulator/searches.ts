@@ -121,7 +121,9 @@ export const searchExperiments = (state: State, p: Params) =>
       : (viewRaw as ViewType | undefined) ?? "ACTIVE_ONLY"
     if (maxResults <= 0) return yield* notPositive(maxResults)
     if (maxResults > MAX_RESULTS) {
-      return yield* invalid(`Invalid value ${maxResults} for parameter 'max_results' supplied. It must be at most ${MAX_RESULTS}`)
+      return yield* invalid(
+        `Invalid value ${maxResults} for parameter 'max_results' supplied. It must be at most ${MAX_RESULTS}`
+      )
     }
     const filterText = (yield* optString(p, "filter")) ?? ""
     const orderBy = yield* stringList(p, "order_by")

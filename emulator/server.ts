@@ -4,7 +4,7 @@
  */
 import { Effect } from "effect"
 import * as Http from "node:http"
-import { ARTIFACTS_PREFIX, artifact, listProxy, uiArtifact } from "./artifacts.js"
+import { artifact, ARTIFACTS_PREFIX, listProxy, uiArtifact } from "./artifacts.js"
 import { type FaultQueue, statusReply } from "./faults.js"
 import type { RequestRecord } from "./index.js"
 import type { Params } from "./params.js"

@@ -9,15 +9,15 @@ import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Chunk, ConfigProvider, Effect, Layer, Redacted, Stream } from "effect"
 import { createHash } from "node:crypto"
+import { startEmulator } from "../emulator/index.js"
 import * as ArtifactStore from "../src/mlflow/ArtifactStore.js"
 import { concatBytes } from "../src/mlflow/Mlflow.js"
 import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import { registryContract } from "./contract/registry.js"
-import { startEmulator } from "../emulator/index.js"
 import { isBuilt } from "./support/cli.js"
 import {
-  AZURITE_ACCOUNT,
   type AzureServer,
+  AZURITE_ACCOUNT,
   commandLifecycle,
   shared,
   startAzurite,
@@ -37,7 +37,9 @@ const bytesOf = (size: number): Uint8Array => {
   return out
 }
 const uniqueRoot = () =>
-  `wasbs://${CONTAINER}@${AZURITE_ACCOUNT}.blob.core.windows.net/mlruns/${Math.random().toString(36).slice(2, 10)}/artifacts`
+  `wasbs://${CONTAINER}@${AZURITE_ACCOUNT}.blob.core.windows.net/mlruns/${
+    Math.random().toString(36).slice(2, 10)
+  }/artifacts`
 
 const withContainer = (server: AzureServer) =>
   Effect.promise(() =>
@@ -90,58 +92,72 @@ describe("Azure Blob artifact store on azurite", () => {
         method: "PUT",
         url: /comp=block(&|$)/,
         status: 403,
-        body: "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>AuthorizationFailure</Code><Message>denied</Message></Error>"
+        body:
+          "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>AuthorizationFailure</Code><Message>denied</Message></Error>"
       })
       const refused = yield* Effect.flip(blocks.upload("refused.bin", Stream.make(data)))
       expect(refused._tag).toBe("ArtifactStoreError")
-      expect(refused.message).toMatch(/^azure upload wasbs:\/\/forml@devstoreaccount1.*refused\.bin failed: access denied/)
+      expect(refused.message).toMatch(
+        /^azure upload wasbs:\/\/forml@devstoreaccount1.*refused\.bin failed: access denied/
+      )
       expect(yield* Effect.flip(blocks.read("refused.bin"))).toMatchObject({ _tag: "NotFound" })
     }))
 
-  it.scoped("a wrong key, a missing container and a missing identity are one-line errors without secrets", () =>
-    Effect.gen(function*() {
-      const azure = yield* azurite.get
-      const wrongKey = Buffer.from("not-the-account-key-not-the-account-key").toString("base64")
-      const wrong = azure.connectionString().replace(/AccountKey=[^;]*/, `AccountKey=${wrongKey}`)
-      const denied = yield* Effect.flip(
-        Effect.flatMap(
-          Effect.flatMap(resolver({ azure: { connectionString: Redacted.make(wrong) } }), (r) => r.resolve(uniqueRoot())),
-          (s) => s.upload("a.txt", text("a"))
-        )
-      )
-      expect(denied.message).toMatch(/failed: access denied/)
-      expect(JSON.stringify(denied)).not.toContain(wrongKey)
-      expect(denied.message).not.toContain(wrongKey)
-      const noContainer = yield* Effect.flip(
-        Effect.flatMap(
-          Effect.flatMap(resolver(azure.options()), (r) =>
-            r.resolve(`wasbs://missing@${AZURITE_ACCOUNT}.blob.core.windows.net/x`)),
-          (s) => s.list()
-        )
-      )
-      expect(noContainer.message).toBe(
-        "azure list wasbs://missing@devstoreaccount1.blob.core.windows.net/x/ failed: the container does not exist"
-      )
-      // the account key from AZURE_STORAGE_ACCESS_KEY (read through Config, as MLflow reads it) names the account
-      // of the URI; and no credentials at all fall back to the identity chain, which finds none here
-      const env = ConfigProvider.fromMap(new Map())
-      const saved = { ...process.env }
-      try {
-        for (const k of Object.keys(process.env)) if (k.startsWith("AZURE_")) delete process.env[k]
-        process.env["IDENTITY_ENDPOINT"] = ""
-        const none = yield* Effect.flip(
+  it.scoped(
+    "a wrong key, a missing container and a missing identity are one-line errors without secrets",
+    () =>
+      Effect.gen(function*() {
+        const azure = yield* azurite.get
+        const wrongKey = Buffer.from("not-the-account-key-not-the-account-key").toString("base64")
+        const wrong = azure.connectionString().replace(/AccountKey=[^;]*/, `AccountKey=${wrongKey}`)
+        const denied = yield* Effect.flip(
           Effect.flatMap(
-            Effect.flatMap(resolver({ azure: { maxAttempts: 1 } }), (r) =>
-              r.resolve(`wasbs://${CONTAINER}@nosuchaccount.blob.core.windows.net/x`)),
-            (s) => s.read("a.txt")
-          ).pipe(Effect.withConfigProvider(env))
+            Effect.flatMap(
+              resolver({ azure: { connectionString: Redacted.make(wrong) } }),
+              (r) => r.resolve(uniqueRoot())
+            ),
+            (s) => s.upload("a.txt", text("a"))
+          )
         )
-        expect(none.message).toContain("no Azure credentials found")
-        expect(none.message).not.toContain("\n")
-      } finally {
-        process.env = saved
-      }
-    }), 60_000)
+        expect(denied.message).toMatch(/failed: access denied/)
+        expect(JSON.stringify(denied)).not.toContain(wrongKey)
+        expect(denied.message).not.toContain(wrongKey)
+        const noContainer = yield* Effect.flip(
+          Effect.flatMap(
+            Effect.flatMap(
+              resolver(azure.options()),
+              (r) => r.resolve(`wasbs://missing@${AZURITE_ACCOUNT}.blob.core.windows.net/x`)
+            ),
+            (s) => s.list()
+          )
+        )
+        expect(noContainer.message).toBe(
+          "azure list wasbs://missing@devstoreaccount1.blob.core.windows.net/x/ failed: the container does not exist"
+        )
+        // the account key from AZURE_STORAGE_ACCESS_KEY (read through Config, as MLflow reads it) names the account
+        // of the URI; and no credentials at all fall back to the identity chain, which finds none here
+        const env = ConfigProvider.fromMap(new Map())
+        const saved = { ...process.env }
+        try {
+          for (const k of Object.keys(process.env)) if (k.startsWith("AZURE_")) delete process.env[k]
+          process.env["IDENTITY_ENDPOINT"] = ""
+          const none = yield* Effect.flip(
+            Effect.flatMap(
+              Effect.flatMap(
+                resolver({ azure: { maxAttempts: 1 } }),
+                (r) => r.resolve(`wasbs://${CONTAINER}@nosuchaccount.blob.core.windows.net/x`)
+              ),
+              (s) => s.read("a.txt")
+            ).pipe(Effect.withConfigProvider(env))
+          )
+          expect(none.message).toContain("no Azure credentials found")
+          expect(none.message).not.toContain("\n")
+        } finally {
+          process.env = saved
+        }
+      }),
+    60_000
+  )
 })
 
 const platform = Layer.merge(NodeHttpClient.layerUndici, NodeContext.layer)
@@ -152,26 +168,34 @@ registryContract("MlflowHttp + emulator in direct mode, artifacts in Azure Blob 
     Effect.gen(function*() {
       const azure = yield* azurite.get
       const emulator = yield* startEmulator({
-        artifactRoot: `wasbs://${CONTAINER}@${AZURITE_ACCOUNT}.blob.core.windows.net/${Math.random().toString(36).slice(2)}`
+        artifactRoot: `wasbs://${CONTAINER}@${AZURITE_ACCOUNT}.blob.core.windows.net/${
+          Math.random().toString(36).slice(2)
+        }`
       })
       return MlflowHttp.layer({ trackingUri: emulator.url, ...fast, artifactStores: azure.options() })
     })
   ).pipe(Layer.provide(platform)))
 
 describe("forml-mlflow on a direct-mode server with artifacts in Azure Blob (azurite), configured as MLflow is", () => {
-  it.scoped("demo, list, pull and state through the command; the blobs are in the container", () =>
-    Effect.gen(function*() {
-      if (!isBuilt()) throw new Error("dist/cli/main.js is missing: run `npm run build` before these tests")
-      const azure = yield* azurite.get
-      const prefix = `cli-${Math.random().toString(36).slice(2, 10)}`
-      const root = `wasbs://${CONTAINER}@${AZURITE_ACCOUNT}.blob.core.windows.net/${prefix}`
-      const emulator = yield* startEmulator({ artifactRoot: root })
-      const result = yield* commandLifecycle(emulator.url, { AZURE_STORAGE_CONNECTION_STRING: azure.connectionString() })
-      for (const step of result.steps) expect(step.code, `${step.args.join(" ")}: ${step.stderr}`).toBe(0)
-      expect(result.projects).toEqual({ projects: [{ name: "forml-demo", releases: 2, latest: "0.2.0" }] })
-      expect(result.pulledBytes).toBeGreaterThan(0)
-      expect(emulator.requests().filter((r) => r.path.includes("mlflow-artifacts"))).toEqual([])
-      const store = yield* (yield* resolver(azure.options())).resolve(root)
-      expect((yield* store.list()).length).toBeGreaterThan(0)
-    }), 120_000)
+  it.scoped(
+    "demo, list, pull and state through the command; the blobs are in the container",
+    () =>
+      Effect.gen(function*() {
+        if (!isBuilt()) throw new Error("dist/cli/main.js is missing: run `npm run build` before these tests")
+        const azure = yield* azurite.get
+        const prefix = `cli-${Math.random().toString(36).slice(2, 10)}`
+        const root = `wasbs://${CONTAINER}@${AZURITE_ACCOUNT}.blob.core.windows.net/${prefix}`
+        const emulator = yield* startEmulator({ artifactRoot: root })
+        const result = yield* commandLifecycle(emulator.url, {
+          AZURE_STORAGE_CONNECTION_STRING: azure.connectionString()
+        })
+        for (const step of result.steps) expect(step.code, `${step.args.join(" ")}: ${step.stderr}`).toBe(0)
+        expect(result.projects).toEqual({ projects: [{ name: "forml-demo", releases: 2, latest: "0.2.0" }] })
+        expect(result.pulledBytes).toBeGreaterThan(0)
+        expect(emulator.requests().filter((r) => r.path.includes("mlflow-artifacts"))).toEqual([])
+        const store = yield* (yield* resolver(azure.options())).resolve(root)
+        expect((yield* store.list()).length).toBeGreaterThan(0)
+      }),
+    120_000
+  )
 })

@@ -5,8 +5,8 @@
  */
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Stream } from "effect"
 import { CRC32C } from "@google-cloud/storage"
+import { Chunk, Effect, Stream } from "effect"
 import { createHash } from "node:crypto"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
@@ -61,7 +61,9 @@ const startStandIn = Effect.acquireRelease(
             const metadata = JSON.parse(body.toString("utf8") || "{}") as { name?: string }
             const id = String(sessions.size + 1)
             sessions.set(id, { bucket: m[1]!, name: metadata.name ?? url.searchParams.get("name") ?? "", data: [] })
-            res.writeHead(200, { location: `${base()}/upload/storage/v1/b/${m[1]}/o?uploadType=resumable&upload_id=${id}` })
+            res.writeHead(200, {
+              location: `${base()}/upload/storage/v1/b/${m[1]}/o?uploadType=resumable&upload_id=${id}`
+            })
             return res.end()
           }
           const session = sessions.get(url.searchParams.get("upload_id") ?? "")

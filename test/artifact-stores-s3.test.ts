@@ -11,13 +11,13 @@ import { createHash } from "node:crypto"
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { startEmulator } from "../emulator/index.js"
 import * as ArtifactStore from "../src/mlflow/ArtifactStore.js"
 import { concatBytes, Mlflow } from "../src/mlflow/Mlflow.js"
 import * as MlflowFileStore from "../src/mlflow/MlflowFileStore.js"
 import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import { MlflowRegistry } from "../src/registry/MlflowRegistry.js"
 import { registryContract } from "./contract/registry.js"
-import { startEmulator } from "../emulator/index.js"
 import { isBuilt } from "./support/cli.js"
 import { commandLifecycle, shared, startFaultProxy, startS3rver } from "./support/objectstores.js"
 
@@ -230,13 +230,16 @@ describe("S3 artifact store on s3rver", () => {
     }))
 
   it("parses object-store URIs as MLflow does", () => {
-    expect(ArtifactStore.parseObjectUri("s3://b/a/b/")).toEqual(Either.right({ _tag: "S3", bucket: "b", prefix: "a/b" }))
+    expect(ArtifactStore.parseObjectUri("s3://b/a/b/")).toEqual(
+      Either.right({ _tag: "S3", bucket: "b", prefix: "a/b" })
+    )
     expect(ArtifactStore.parseObjectUri("s3://b")).toEqual(Either.right({ _tag: "S3", bucket: "b", prefix: "" }))
     expect(ArtifactStore.parseObjectUri("wasbs://c@acct.blob.core.windows.net/p/q")).toEqual(
       Either.right({ _tag: "Azure", container: "c", account: "acct", suffix: "blob.core.windows.net", prefix: "p/q" })
     )
     expect(ArtifactStore.parseObjectUri("gs://b/x")).toEqual(Either.right({ _tag: "Gcs", bucket: "b", prefix: "x" }))
-    const left = (uri: string) => Either.match(ArtifactStore.parseObjectUri(uri), { onLeft: (e) => e._tag, onRight: () => "parsed" })
+    const left = (uri: string) =>
+      Either.match(ArtifactStore.parseObjectUri(uri), { onLeft: (e) => e._tag, onRight: () => "parsed" })
     for (const bad of ["s3:///x", "s3://b/../x", "wasbs://nocontainer/x"]) expect(left(bad)).toBe("InvalidInput")
     expect(left("hdfs://x/y")).toBe("UnsupportedArtifactStore")
   })
@@ -288,31 +291,35 @@ describe("MlflowRegistry on a direct-mode server: the artifacts are in the bucke
 })
 
 describe("forml-mlflow on a direct-mode server with artifacts in S3 (s3rver), configured as MLflow is", () => {
-  it.scoped("demo, list, pull and state through the command; the objects are in the bucket", () =>
-    Effect.gen(function*() {
-      if (!isBuilt()) throw new Error("dist/cli/main.js is missing: run `npm run build` before these tests")
-      const s3 = yield* s3rver.get
-      const prefix = `cli-${Math.random().toString(36).slice(2, 10)}`
-      const emulator = yield* startEmulator({ artifactRoot: `s3://${BUCKET}/${prefix}` })
-      const result = yield* commandLifecycle(emulator.url, {
-        MLFLOW_S3_ENDPOINT_URL: s3.endpoint,
-        AWS_ACCESS_KEY_ID: "S3RVER",
-        AWS_SECRET_ACCESS_KEY: "S3RVER",
-        AWS_DEFAULT_REGION: "us-east-1",
-        // s3rver keeps aws-chunked framing in stored bodies (see objectstores.ts): plain bodies for it
-        AWS_REQUEST_CHECKSUM_CALCULATION: "WHEN_REQUIRED"
-      })
-      for (const step of result.steps) expect(step.code, `${step.args.join(" ")}: ${step.stderr}`).toBe(0)
-      expect(result.projects).toEqual({ projects: [{ name: "forml-demo", releases: 2, latest: "0.2.0" }] })
-      expect(result.pulledBytes).toBeGreaterThan(0)
-      expect(emulator.requests().filter((r) => r.path.includes("mlflow-artifacts"))).toEqual([])
-      // s3rver stores each object as a file under <directory>/<bucket>/<key> (its delimited listing misses some
-      // prefixes far above the objects, so the files are counted here, not listed through S3)
-      const stored = readdirSync(join(s3.directory, BUCKET, prefix), { recursive: true })
-        .map(String).filter((f) => f.endsWith("._S3rver_object"))
-      expect(stored.filter((f) => f.endsWith("/package.4ml._S3rver_object")).length).toBe(2)
-      expect(stored.filter((f) => f.endsWith("/tag.toml._S3rver_object")).length).toBe(3)
-    }), 120_000)
+  it.scoped(
+    "demo, list, pull and state through the command; the objects are in the bucket",
+    () =>
+      Effect.gen(function*() {
+        if (!isBuilt()) throw new Error("dist/cli/main.js is missing: run `npm run build` before these tests")
+        const s3 = yield* s3rver.get
+        const prefix = `cli-${Math.random().toString(36).slice(2, 10)}`
+        const emulator = yield* startEmulator({ artifactRoot: `s3://${BUCKET}/${prefix}` })
+        const result = yield* commandLifecycle(emulator.url, {
+          MLFLOW_S3_ENDPOINT_URL: s3.endpoint,
+          AWS_ACCESS_KEY_ID: "S3RVER",
+          AWS_SECRET_ACCESS_KEY: "S3RVER",
+          AWS_DEFAULT_REGION: "us-east-1",
+          // s3rver keeps aws-chunked framing in stored bodies (see objectstores.ts): plain bodies for it
+          AWS_REQUEST_CHECKSUM_CALCULATION: "WHEN_REQUIRED"
+        })
+        for (const step of result.steps) expect(step.code, `${step.args.join(" ")}: ${step.stderr}`).toBe(0)
+        expect(result.projects).toEqual({ projects: [{ name: "forml-demo", releases: 2, latest: "0.2.0" }] })
+        expect(result.pulledBytes).toBeGreaterThan(0)
+        expect(emulator.requests().filter((r) => r.path.includes("mlflow-artifacts"))).toEqual([])
+        // s3rver stores each object as a file under <directory>/<bucket>/<key> (its delimited listing misses some
+        // prefixes far above the objects, so the files are counted here, not listed through S3)
+        const stored = readdirSync(join(s3.directory, BUCKET, prefix), { recursive: true })
+          .map(String).filter((f) => f.endsWith("._S3rver_object"))
+        expect(stored.filter((f) => f.endsWith("/package.4ml._S3rver_object")).length).toBe(2)
+        expect(stored.filter((f) => f.endsWith("/tag.toml._S3rver_object")).length).toBe(3)
+      }),
+    120_000
+  )
 })
 
 describe("MlflowFileStore with runs whose artifact URI is s3:// (a store a direct-mode server wrote)", () => {
@@ -352,7 +359,11 @@ describe("MlflowSql with its artifact root in S3 (a database URI beside --defaul
       const prefix = `sql-${Math.random().toString(36).slice(2, 10)}`
       const { layer } = yield* Effect.promise(() => import("../src/mlflow/MlflowSql.js"))
       const context = yield* Layer.build(
-        layer({ uri: `sqlite:///${join(dir, "mlflow.db")}`, artifactRoot: `s3://${BUCKET}/${prefix}`, artifactStores: s3.options() })
+        layer({
+          uri: `sqlite:///${join(dir, "mlflow.db")}`,
+          artifactRoot: `s3://${BUCKET}/${prefix}`,
+          artifactStores: s3.options()
+        })
       )
       const mlflow = Context.get(context, Mlflow)
       const experimentId = yield* mlflow.createExperiment("direct")
@@ -360,7 +371,10 @@ describe("MlflowSql with its artifact root in S3 (a database URI beside --defaul
       expect(run.artifactUri).toBe(`s3://${BUCKET}/${prefix}/${experimentId}/${run.runId}/artifacts`)
       yield* mlflow.uploadArtifact(run, "tag.toml", text("states = []\n"))
       yield* mlflow.uploadArtifact(run, "a/b.bin", Stream.make(text("xy")))
-      expect((yield* mlflow.listArtifacts(run)).map((f) => [f.path, f.fileSize])).toEqual([["a", undefined], ["tag.toml", 12]])
+      expect((yield* mlflow.listArtifacts(run)).map((f) => [f.path, f.fileSize])).toEqual([["a", undefined], [
+        "tag.toml",
+        12
+      ]])
       expect(decode(yield* collect(mlflow.downloadArtifact(run, "a/b.bin")))).toBe("xy")
       expect(yield* Effect.flip(mlflow.readArtifact(run, "nope"))).toMatchObject({ _tag: "NotFound" })
       // nothing landed on the local disk beside the database
@@ -372,7 +386,9 @@ describe("concurrent writers on a direct-mode server, artifacts in S3", () => {
   it.scopedLive("four registry instances train at once: four generations, each state read back from the bucket", () =>
     Effect.gen(function*() {
       const s3 = yield* s3rver.get
-      const emulator = yield* startEmulator({ artifactRoot: `s3://${BUCKET}/race-${Math.random().toString(36).slice(2)}` })
+      const emulator = yield* startEmulator({
+        artifactRoot: `s3://${BUCKET}/race-${Math.random().toString(36).slice(2)}`
+      })
       const { Package } = yield* Effect.promise(() => import("../src/asset/Package.js"))
       const { StateId } = yield* Effect.promise(() => import("../src/asset/StateId.js"))
       const { helloworldZip, key, train } = yield* Effect.promise(() => import("./contract/registry.js"))
@@ -384,11 +400,17 @@ describe("concurrent writers on a direct-mode server, artifacts in S3", () => {
       const results = yield* Effect.gen(function*() {
         yield* (yield* MlflowRegistry.make({ repoid: "race" })).push(yield* Package.open(helloworldZip))
         // each writer its own registry instance, as jobs on separate machines are; all close "generation 1"
-        const writers = Array.from({ length: 4 }, (_, i) => ({ sid: StateId.random(), data: bytesOf(50_000 + i, i + 1) }))
+        const writers = Array.from(
+          { length: 4 },
+          (_, i) => ({ sid: StateId.random(), data: bytesOf(50_000 + i, i + 1) })
+        )
         const closed = yield* Effect.forEach(
           writers,
           (w) =>
-            Effect.flatMap(MlflowRegistry.make({ repoid: "race" }), (reg) => train(reg, project, release, [[w.sid, w.data]], 1)),
+            Effect.flatMap(
+              MlflowRegistry.make({ repoid: "race" }),
+              (reg) => train(reg, project, release, [[w.sid, w.data]], 1)
+            ),
           { concurrency: "unbounded" }
         )
         const reader = yield* MlflowRegistry.make({ repoid: "race" })

@@ -30,7 +30,7 @@ const entries = (help: string, section: string): Map<string, Array<string>> => {
   for (const line of start < 0 ? [] : lines.slice(start + 1)) {
     if (/^[A-Z]+$/.test(line)) break
     if (line === "") continue
-    if (/^\S/.test(line)) found.set(line, (current = []))
+    if (/^\S/.test(line)) found.set(line, current = [])
     else current?.push(line.trim())
   }
   return found

@@ -69,49 +69,61 @@ describe("the command exports its spans over OTLP/HTTP", () => {
     scratch.remove()
   })
 
-  it("as JSON to OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces: the command's root span, the registry's and the store's", async () => {
-    collector.received.length = 0
-    const result = await cli(["--tracking-uri", path.join(scratch.dir, "json"), "demo"], {
-      cwd: scratch.dir,
-      env: {
-        OTEL_EXPORTER_OTLP_ENDPOINT: `${collector.url}/`,
-        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
-        OTEL_EXPORTER_OTLP_HEADERS: "x-api-key=s%3Dcret",
-        OTEL_SERVICE_NAME: "demo-trainer"
+  it(
+    "as JSON to OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces: the command's root span, the registry's and the store's",
+    async () => {
+      collector.received.length = 0
+      const result = await cli(["--tracking-uri", path.join(scratch.dir, "json"), "demo"], {
+        cwd: scratch.dir,
+        env: {
+          OTEL_EXPORTER_OTLP_ENDPOINT: `${collector.url}/`,
+          OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+          OTEL_EXPORTER_OTLP_HEADERS: "x-api-key=s%3Dcret",
+          OTEL_SERVICE_NAME: "demo-trainer"
+        }
+      })
+      expect(result.code, result.stderr).toBe(0)
+      expect(collector.received.length).toBeGreaterThan(0)
+      const spans: Array<OtlpSpan> = []
+      for (const r of collector.received) {
+        expect(r.path).toBe("/v1/traces")
+        expect(r.contentType).toContain("application/json")
+        expect(r.headers["x-api-key"]).toBe("s=cret")
+        const body = JSON.parse(r.body.toString("utf-8")) as OtlpJson
+        for (const rs of body.resourceSpans) {
+          const service = rs.resource.attributes.find((a) => a.key === "service.name")?.value.stringValue
+          expect(service).toBe("demo-trainer")
+          for (const ss of rs.scopeSpans) spans.push(...ss.spans)
+        }
       }
-    })
-    expect(result.code, result.stderr).toBe(0)
-    expect(collector.received.length).toBeGreaterThan(0)
-    const spans: Array<OtlpSpan> = []
-    for (const r of collector.received) {
-      expect(r.path).toBe("/v1/traces")
-      expect(r.contentType).toContain("application/json")
-      expect(r.headers["x-api-key"]).toBe("s=cret")
-      const body = JSON.parse(r.body.toString("utf-8")) as OtlpJson
-      for (const rs of body.resourceSpans) {
-        const service = rs.resource.attributes.find((a) => a.key === "service.name")?.value.stringValue
-        expect(service).toBe("demo-trainer")
-        for (const ss of rs.scopeSpans) spans.push(...ss.spans)
+      const names = new Set(spans.map((s) => s.name))
+      for (
+        const name of [
+          "forml-mlflow demo",
+          "Demo.run",
+          "Directory.publish",
+          "MlflowRegistry.push",
+          "MlflowRegistry.close"
+        ]
+      ) {
+        expect(names, name).toContain(name)
       }
-    }
-    const names = new Set(spans.map((s) => s.name))
-    for (const name of ["forml-mlflow demo", "Demo.run", "Directory.publish", "MlflowRegistry.push", "MlflowRegistry.close"]) {
-      expect(names, name).toContain(name)
-    }
-    expect([...names].some((n) => n.startsWith("MlflowFileStore."))).toBe(true)
-    // one trace: every span descends from the command's root span
-    const byId = new Map(spans.map((s) => [s.spanId, s]))
-    const root = spans.find((s) => s.name === "forml-mlflow demo")!
-    expect(root.parentSpanId ?? "").toBe("")
-    for (const span of spans) {
-      let at: OtlpSpan | undefined = span
-      for (let hops = 0; at !== undefined && at !== root && hops < 50; hops++) at = byId.get(at.parentSpanId ?? "")
-      expect(at, `${span.name} descends from the root span`).toBe(root)
-      expect(span.traceId).toBe(root.traceId)
-    }
-    const push = spans.find((s) => s.name === "MlflowRegistry.push")!
-    expect(byId.get(push.parentSpanId!)!.name).toBe("Directory.publish")
-  }, 60_000)
+      expect([...names].some((n) => n.startsWith("MlflowFileStore."))).toBe(true)
+      // one trace: every span descends from the command's root span
+      const byId = new Map(spans.map((s) => [s.spanId, s]))
+      const root = spans.find((s) => s.name === "forml-mlflow demo")!
+      expect(root.parentSpanId ?? "").toBe("")
+      for (const span of spans) {
+        let at: OtlpSpan | undefined = span
+        for (let hops = 0; at !== undefined && at !== root && hops < 50; hops++) at = byId.get(at.parentSpanId ?? "")
+        expect(at, `${span.name} descends from the root span`).toBe(root)
+        expect(span.traceId).toBe(root.traceId)
+      }
+      const push = spans.find((s) => s.name === "MlflowRegistry.push")!
+      expect(byId.get(push.parentSpanId!)!.name).toBe("Directory.publish")
+    },
+    60_000
+  )
 
   it("as protobuf (the default) to OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, used as given", async () => {
     collector.received.length = 0
@@ -153,7 +165,9 @@ describe("tracing settings from OpenTelemetry's variables", () => {
   it("off without an endpoint, with OTEL_SDK_DISABLED=true, or with OTEL_TRACES_EXPORTER=none", () => {
     expect(Option.isNone(settings({}))).toBe(true)
     expect(Option.isNone(settings({ OTEL_EXPORTER_OTLP_ENDPOINT: "" }))).toBe(true)
-    expect(Option.isNone(settings({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318", OTEL_SDK_DISABLED: "true" }))).toBe(true)
+    expect(Option.isNone(settings({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318", OTEL_SDK_DISABLED: "true" }))).toBe(
+      true
+    )
     expect(Option.isNone(settings({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318", OTEL_TRACES_EXPORTER: "none" })))
       .toBe(true)
   })

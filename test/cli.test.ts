@@ -9,20 +9,20 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type Emulator, startEmulator } from "../emulator/index.js"
 import { Manifest } from "../src/asset/Manifest.js"
 import { Package } from "../src/asset/Package.js"
+import type { StateId } from "../src/asset/StateId.js"
 import * as Output from "../src/cli/Output.js"
-import * as Redact from "../src/internal/redact.js"
 import * as Progress from "../src/cli/Progress.js"
 import * as Store from "../src/cli/Store.js"
 import * as Values from "../src/cli/Values.js"
-import type { StateId } from "../src/asset/StateId.js"
-import { Mlflow } from "../src/mlflow/Mlflow.js"
+import * as Redact from "../src/internal/redact.js"
 import * as ArtifactStore from "../src/mlflow/ArtifactStore.js"
+import { Mlflow } from "../src/mlflow/Mlflow.js"
 import * as MlflowMemory from "../src/mlflow/MlflowMemory.js"
 import * as SqlUri from "../src/mlflow/sql/uri.js"
 import { cli, type CliResult, isBuilt, repoRoot, runProgram, tempDir } from "./support/cli.js"
-import { type Emulator, startEmulator } from "../emulator/index.js"
 
 const run = <A>(effect: Effect.Effect<A, unknown, NodeContext.NodeContext>) =>
   Effect.runPromise(Effect.provide(effect, NodeContext.layer))
@@ -104,8 +104,7 @@ describe("forml-mlflow on a file store", () => {
       fm("pull", "forml-demo")
     ])
     for (const r of results) expect(r.code, r.stderr).toBe(0)
-    const [projects, releases, generations, generationsText, states, latest, shown, raw, toFile, pulled, pull] =
-      results
+    const [projects, releases, generations, generationsText, states, latest, shown, raw, toFile, pulled, pull] = results
 
     expect(projects!.json<{ projects: Array<ProjectRow> }>().projects).toEqual([
       { name: "forml-demo", releases: 3, latest: "0.2.1" }
@@ -133,7 +132,12 @@ describe("forml-mlflow on a file store", () => {
     expect(st.states).toEqual(gens.generations[1]!.states)
 
     // show: the latest release and generation by default
-    expect(latest!.json()).toMatchObject({ project: "forml-demo", release: "0.2.1", generation: 2, states: expect.any(Array) })
+    expect(latest!.json()).toMatchObject({
+      project: "forml-demo",
+      release: "0.2.1",
+      generation: 2,
+      states: expect.any(Array)
+    })
     expect(shown!.out).toMatch(/^generation\s+1$/m)
     expect(shown!.out).toMatch(/^ordinal\s+100$/m)
     expect(shown!.out).toMatch(/^states\s+2$/m)
@@ -342,9 +346,13 @@ describe("forml-mlflow on an MLflow server (emulator)", () => {
 
 describe("tracking URIs, redaction and progress", () => {
   it("reads tracking URIs as file stores or servers", () => {
-    expect(Store.parseTarget("http://host:5000/prefix")).toEqual(Either.right({ _tag: "Http", uri: "http://host:5000/prefix" }))
+    expect(Store.parseTarget("http://host:5000/prefix")).toEqual(
+      Either.right({ _tag: "Http", uri: "http://host:5000/prefix" })
+    )
     expect(Store.parseTarget("file:///srv/mlruns")).toEqual(Either.right({ _tag: "FileStore", root: "/srv/mlruns" }))
-    expect(Store.parseTarget("file:rel/mlruns", "/work")).toEqual(Either.right({ _tag: "FileStore", root: "/work/rel/mlruns" }))
+    expect(Store.parseTarget("file:rel/mlruns", "/work")).toEqual(
+      Either.right({ _tag: "FileStore", root: "/work/rel/mlruns" })
+    )
     expect(Store.parseTarget("./mlruns", "/work")).toEqual(Either.right({ _tag: "FileStore", root: "/work/mlruns" }))
     const bad = Store.parseTarget("databricks://user:pw@x")
     expect(Either.isLeft(bad) && bad.left.message).toMatch(/invalid TrackingUri "databricks:\/\/\*\*\*@x"/)
@@ -386,7 +394,9 @@ describe("tracking URIs, redaction and progress", () => {
         const mlflow = yield* Mlflow
         const id = yield* mlflow.createExperiment("progress")
         const created = yield* mlflow.createRun({ experimentId: id })
-        const chunks = Stream.fromIterable(Array.from({ length: 6 }, (_, i) => data.subarray(i * size / 6, (i + 1) * size / 6)))
+        const chunks = Stream.fromIterable(
+          Array.from({ length: 6 }, (_, i) => data.subarray(i * size / 6, (i + 1) * size / 6))
+        )
         yield* mlflow.uploadArtifact(created.info, "dir/big.bin", chunks)
         return yield* Stream.runCollect(mlflow.downloadArtifact(created.info, "dir/big.bin"))
       }).pipe(Effect.provide(Progress.layer(screen)), Effect.provide(MlflowMemory.layer()))
@@ -420,7 +430,11 @@ describe("tracking URIs, redaction and progress", () => {
 
   it("a short transfer draws nothing", () => {
     const writes: Array<string> = []
-    const m = Progress.meter({ write: (t) => void writes.push(t), now: () => 0, delayMs: 300, intervalMs: 100 }, "x", Option.none())
+    const m = Progress.meter(
+      { write: (t) => void writes.push(t), now: () => 0, delayMs: 300, intervalMs: 100 },
+      "x",
+      Option.none()
+    )
     m.add(10)
     m.finish()
     expect(writes).toEqual([])

@@ -11,12 +11,12 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { inspect } from "node:util"
+import { startEmulator } from "../emulator/index.js"
 import { CredentialsFileError } from "../src/errors.js"
 import * as Credentials from "../src/mlflow/Credentials.js"
 import { Mlflow } from "../src/mlflow/Mlflow.js"
 import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import { cli, isBuilt } from "./support/cli.js"
-import { startEmulator } from "../emulator/index.js"
 
 const platform = Layer.merge(NodeHttpClient.layerUndici, NodeContext.layer)
 
@@ -174,39 +174,41 @@ describe("the credentials file, as MLflow's configparser reads it", () => {
       ? "agrees with MLflow's own reader on every case (skipped: MLFLOW_PYTHON, a Python with mlflow, is not set)"
       : "agrees with MLflow's own reader on every case",
     () => {
-    // one Python process reads every case through mlflow.utils.credentials, each under its own HOME
-    const dir = mkdtempSync(join(tmpdir(), "forml-mlflow-creds-"))
-    try {
-      const homes = CASES.map((c, i) => {
-        const home = join(dir, String(i))
-        writeCredentials(home, c.text)
-        return home
-      })
-      const script = [
-        "import json, os, sys",
-        "from mlflow.utils import credentials",
-        "out = []",
-        "for home in json.loads(sys.argv[1]):",
-        "    os.environ['HOME'] = home",
-        "    try:",
-        "        u, p = credentials._read_mlflow_creds_from_file()",
-        "        out.append({'username': u or None, 'password': p or None})",
-        "    except Exception:",
-        "        out.append('error')",
-        "print(json.dumps(out))"
-      ].join("\n")
-      const stdout = execFileSync(python!, ["-c", script, JSON.stringify(homes)], {
-        encoding: "utf-8",
-        env: { ...process.env, PYTHONUTF8: "1" }
-      })
-      const theirs = JSON.parse(stdout) as Array<unknown>
-      CASES.forEach((c, i) =>
-        expect({ case: c.name, outcome: theirs[i] }).toEqual({ case: c.name, outcome: c.expected })
-      )
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
-  }, 60_000)
+      // one Python process reads every case through mlflow.utils.credentials, each under its own HOME
+      const dir = mkdtempSync(join(tmpdir(), "forml-mlflow-creds-"))
+      try {
+        const homes = CASES.map((c, i) => {
+          const home = join(dir, String(i))
+          writeCredentials(home, c.text)
+          return home
+        })
+        const script = [
+          "import json, os, sys",
+          "from mlflow.utils import credentials",
+          "out = []",
+          "for home in json.loads(sys.argv[1]):",
+          "    os.environ['HOME'] = home",
+          "    try:",
+          "        u, p = credentials._read_mlflow_creds_from_file()",
+          "        out.append({'username': u or None, 'password': p or None})",
+          "    except Exception:",
+          "        out.append('error')",
+          "print(json.dumps(out))"
+        ].join("\n")
+        const stdout = execFileSync(python!, ["-c", script, JSON.stringify(homes)], {
+          encoding: "utf-8",
+          env: { ...process.env, PYTHONUTF8: "1" }
+        })
+        const theirs = JSON.parse(stdout) as Array<unknown>
+        CASES.forEach((c, i) =>
+          expect({ case: c.name, outcome: theirs[i] }).toEqual({ case: c.name, outcome: c.expected })
+        )
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    },
+    60_000
+  )
 })
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -316,50 +318,57 @@ describe("MlflowHttp.config with a credentials file", () => {
 describe("forml-mlflow with a credentials file", () => {
   // fail, not skip, when the command is not built: a missing build must not pass for a green run
   if (!isBuilt()) throw new Error("dist/cli/main.js is missing: run `npm run build` before these tests")
-  it.scoped("sends the file's credentials, variables win per key; a malformed file: one line, no password", () =>
-    Effect.gen(function*() {
-      const emulator = yield* startEmulator()
-      const home = yield* tempHome
-      const run = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
-        Effect.promise(() =>
-          cli(args, {
-            cwd: home,
-            env: { HOME: home, MLFLOW_TRACKING_URI: emulator.url, MLFLOW_HTTP_REQUEST_MAX_RETRIES: "0", ...env }
-          })
+  it.scoped(
+    "sends the file's credentials, variables win per key; a malformed file: one line, no password",
+    () =>
+      Effect.gen(function*() {
+        const emulator = yield* startEmulator()
+        const home = yield* tempHome
+        const run = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+          Effect.promise(() =>
+            cli(args, {
+              cwd: home,
+              env: { HOME: home, MLFLOW_TRACKING_URI: emulator.url, MLFLOW_HTTP_REQUEST_MAX_RETRIES: "0", ...env }
+            })
+          )
+        const authorizations = () => new Set(emulator.requests().map((r) => r.headers["authorization"]))
+        const password = "file-pw-Zr8"
+        writeCredentials(
+          home,
+          `[mlflow]\nmlflow_tracking_username = file-user\nmlflow_tracking_password = ${password}\n`
         )
-      const authorizations = () => new Set(emulator.requests().map((r) => r.headers["authorization"]))
-      const password = "file-pw-Zr8"
-      writeCredentials(home, `[mlflow]\nmlflow_tracking_username = file-user\nmlflow_tracking_password = ${password}\n`)
 
-      const listed = yield* run(["--json", "list"])
-      expect(listed.code, listed.stderr).toBe(0)
-      expect(authorizations()).toEqual(new Set([basic("file-user", password)]))
+        const listed = yield* run(["--json", "list"])
+        expect(listed.code, listed.stderr).toBe(0)
+        expect(authorizations()).toEqual(new Set([basic("file-user", password)]))
 
-      emulator.clearRequests()
-      const mixed = yield* run(["list"], { MLFLOW_TRACKING_USERNAME: "env-user" })
-      expect(mixed.code, mixed.stderr).toBe(0)
-      expect(authorizations()).toEqual(new Set([basic("env-user", password)]))
+        emulator.clearRequests()
+        const mixed = yield* run(["list"], { MLFLOW_TRACKING_USERNAME: "env-user" })
+        expect(mixed.code, mixed.stderr).toBe(0)
+        expect(authorizations()).toEqual(new Set([basic("env-user", password)]))
 
-      // malformed: the second assignment of the password is refused, as MLflow refuses it
-      const file = writeCredentials(
-        home,
-        `[mlflow]\nmlflow_tracking_password = ${password}\nmlflow_tracking_password = ${password}\n`
-      )
-      emulator.clearRequests()
-      const outputs: Array<string> = []
-      for (const args of [["list"], ["--json", "list"], ["--log-level", "all", "show", "some-project"]]) {
-        const r = yield* run(args)
-        outputs.push(r.out, r.stderr)
-        expect(r.code, r.stderr).toBe(1)
-        expect(r.out).toBe("")
-        const line = `error: malformed MLflow credentials file ${file}, line 3: ` +
-          "a key of [mlflow] is given a second time"
-        // with --log-level all the log lines come first; the failure is one line whatever the level
-        const lines = r.stderr.trim().split("\n")
-        expect(args.includes("--log-level") ? lines.filter((l) => l.startsWith("error:")) : lines).toEqual([line])
-        expect(r.stderr).not.toMatch(/\n\s+at |FiberFailure/)
-      }
-      expect(emulator.requests()).toHaveLength(0)
-      for (const text of outputs) expect(text).not.toContain(password)
-    }), 60_000)
+        // malformed: the second assignment of the password is refused, as MLflow refuses it
+        const file = writeCredentials(
+          home,
+          `[mlflow]\nmlflow_tracking_password = ${password}\nmlflow_tracking_password = ${password}\n`
+        )
+        emulator.clearRequests()
+        const outputs: Array<string> = []
+        for (const args of [["list"], ["--json", "list"], ["--log-level", "all", "show", "some-project"]]) {
+          const r = yield* run(args)
+          outputs.push(r.out, r.stderr)
+          expect(r.code, r.stderr).toBe(1)
+          expect(r.out).toBe("")
+          const line = `error: malformed MLflow credentials file ${file}, line 3: ` +
+            "a key of [mlflow] is given a second time"
+          // with --log-level all the log lines come first; the failure is one line whatever the level
+          const lines = r.stderr.trim().split("\n")
+          expect(args.includes("--log-level") ? lines.filter((l) => l.startsWith("error:")) : lines).toEqual([line])
+          expect(r.stderr).not.toMatch(/\n\s+at |FiberFailure/)
+        }
+        expect(emulator.requests()).toHaveLength(0)
+        for (const text of outputs) expect(text).not.toContain(password)
+      }),
+    60_000
+  )
 })

@@ -16,7 +16,9 @@ interface WireLine {
   readonly response: { readonly status: number; readonly json?: Record<string, unknown> | null }
 }
 
-const recordings = ["mlflow-2.17.2-sqlite.jsonl", "mlflow-2.17.2-filestore.jsonl", "mlflow-3.x-sqlite.jsonl"].map((file) =>
+const recordings = ["mlflow-2.17.2-sqlite.jsonl", "mlflow-2.17.2-filestore.jsonl", "mlflow-3.x-sqlite.jsonl"].map((
+  file
+) =>
   readFileSync(sharedPath("mlflow-wire", file), "utf-8")
     .split("\n")
     .filter((l) => l.trim() !== "")
@@ -60,7 +62,7 @@ describe("Filter.render", () => {
 
   it("quotes a value with the quote kind it lacks", () => {
     expect(render(Filter.and(Filter.tag("k", "it's")))).toBe(`tags.\`k\` = "it's"`)
-    expect(render(Filter.and(Filter.tag("k", 'say "hi"')))).toBe(`tags.\`k\` = 'say "hi"'`)
+    expect(render(Filter.and(Filter.tag("k", "say \"hi\"")))).toBe(`tags.\`k\` = 'say "hi"'`)
     expect(render(Filter.and(Filter.tag("k", "")))).toBe("tags.`k` = ''")
     expect(render(Filter.and(Filter.tag("k", "a`b")))).toBe("tags.`k` = 'a`b'")
   })
@@ -73,7 +75,15 @@ describe("Filter.render", () => {
   })
 
   it("rejects keys it cannot quote", () => {
-    for (const clause of [Filter.tag("", "v"), Filter.tag("a`b", "v"), Filter.attribute("run name", "v"), Filter.attribute("a.b", "v"), Filter.attribute("", "v")]) {
+    for (
+      const clause of [
+        Filter.tag("", "v"),
+        Filter.tag("a`b", "v"),
+        Filter.attribute("run name", "v"),
+        Filter.attribute("a.b", "v"),
+        Filter.attribute("", "v")
+      ]
+    ) {
       const result = Filter.validate(Filter.and(clause))
       expect(Either.isLeft(result), JSON.stringify(clause)).toBe(true)
       if (Either.isLeft(result)) expect(result.left._tag).toBe("InvalidInput")

@@ -6,12 +6,12 @@ import { FileSystem } from "@effect/platform"
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
+import { startEmulator } from "../emulator/index.js"
 import * as MlflowFileStore from "../src/mlflow/MlflowFileStore.js"
 import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import * as MlflowMemory from "../src/mlflow/MlflowMemory.js"
 import { MlflowRegistry } from "../src/registry/MlflowRegistry.js"
 import { formlContract } from "./contract/forml.js"
-import { startEmulator } from "../emulator/index.js"
 
 const registry = (repoid: string) => MlflowRegistry.layer({ repoid })
 

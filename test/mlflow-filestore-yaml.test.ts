@@ -97,7 +97,7 @@ const pyyamlScalars: ReadonlyArray<readonly [string, string]> = [
   ["café: au lait", "'café: au lait'"],
   ["x".repeat(100), "x".repeat(100)],
   ["helloworld@test1", "helloworld@test1"],
-  ["file:///srv/forml-sample/mlruns/0", "file:///srv/forml-sample/mlruns/0"],
+  ["file:///srv/forml-sample/mlruns/0", "file:///srv/forml-sample/mlruns/0"]
 ]
 
 /** Values PyYAML folds over lines (over 80 columns with spaces, line breaks): the whole text it writes. */

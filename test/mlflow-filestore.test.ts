@@ -49,7 +49,11 @@ describe("LocalArtifacts", () => {
       const top = yield* LocalArtifacts.list(root)
       expect(top.map((f) => [f.path, f.isDir, f.fileSize])).toEqual([["a.txt", false, 5], ["dir", true, undefined]])
       const dir = yield* LocalArtifacts.list(root, "dir")
-      expect(dir.map((f) => [f.path, f.isDir, f.fileSize])).toEqual([["dir/c.txt", false, 11], ["dir/sub", true, undefined]])
+      expect(dir.map((f) => [f.path, f.isDir, f.fileSize])).toEqual([["dir/c.txt", false, 11], [
+        "dir/sub",
+        true,
+        undefined
+      ]])
       expect(yield* LocalArtifacts.list(root, "missing")).toEqual([])
       expect(yield* LocalArtifacts.list(root, "a.txt")).toEqual([])
       // overwrite replaces the content
@@ -91,9 +95,15 @@ describe("LocalArtifacts", () => {
       }
       expect((yield* Effect.flip(LocalArtifacts.upload(root, "link/x", text("x"))))._tag).toBe("InvalidInput")
       expect(yield* fs.readDirectory(outside)).toEqual(["secret"])
-      expect((yield* Effect.flip(Stream.runDrain(LocalArtifacts.download(root, "link/secret"))))._tag).toBe("InvalidInput")
-      expect((yield* Effect.flip(Stream.runDrain(LocalArtifacts.download(root, "secret-link"))))._tag).toBe("InvalidInput")
-      expect((yield* Effect.flip(Stream.runDrain(LocalArtifacts.download(root, "../outside/secret"))))._tag).toBe("InvalidInput")
+      expect((yield* Effect.flip(Stream.runDrain(LocalArtifacts.download(root, "link/secret"))))._tag).toBe(
+        "InvalidInput"
+      )
+      expect((yield* Effect.flip(Stream.runDrain(LocalArtifacts.download(root, "secret-link"))))._tag).toBe(
+        "InvalidInput"
+      )
+      expect((yield* Effect.flip(Stream.runDrain(LocalArtifacts.download(root, "../outside/secret"))))._tag).toBe(
+        "InvalidInput"
+      )
       expect((yield* Effect.flip(LocalArtifacts.list(root, "link")))._tag).toBe("InvalidInput")
       // the listing leaves out links that lead outside
       expect(yield* LocalArtifacts.list(root)).toEqual([])
@@ -215,7 +225,11 @@ describe("MlflowFileStore reads what MLflow 2.17.2 wrote", () => {
         expect((yield* mlflow.getExperimentByName(e.name)).experimentId).toBe(e.id)
       }
       const sampleExp = yield* mlflow.getExperimentByName("sample_exp")
-      expect(tagMap(sampleExp.tags)).toEqual({ team: "ml", "project/owner": "alice", "note with spaces": "set after creation" })
+      expect(tagMap(sampleExp.tags)).toEqual({
+        team: "ml",
+        "project/owner": "alice",
+        "note with spaces": "set after creation"
+      })
       expect(sampleExp.artifactLocation).toBe(`${SAMPLE_ROOT_URI}/635045208141978991`)
       expect(sampleExp.creationTime).toBe(1795674421104)
       expect((yield* mlflow.getExperiment("520544963499364034")).tag("state")).toEqual(Option.some("to be deleted"))
@@ -265,7 +279,9 @@ describe("MlflowFileStore reads what MLflow 2.17.2 wrote", () => {
         filter: Filter.and(Filter.tag("forml.repoid", ""), Filter.tag("forml.level", "generation")),
         viewType: "ALL"
       }))
-      expect(Chunk.toReadonlyArray(generations).map((r) => r.tag("mlflow.source.git.commit")).map(Option.getOrThrow).sort())
+      expect(
+        Chunk.toReadonlyArray(generations).map((r) => r.tag("mlflow.source.git.commit")).map(Option.getOrThrow).sort()
+      )
         .toEqual(["1", "2"])
     }).pipe(Effect.provide(NodeContext.layer)))
 
@@ -278,10 +294,13 @@ describe("MlflowFileStore reads what MLflow 2.17.2 wrote", () => {
         const files = walkFiles(join(r.dir, "artifacts"))
         const listed: Array<string> = []
         const walk = (p?: string): Effect.Effect<void, unknown> =>
-          Effect.flatMap(mlflow.listArtifacts(run, p), (entries) =>
-            Effect.forEach(entries, (f) => (f.isDir ? walk(f.path) : Effect.sync(() => listed.push(f.path))), {
-              discard: true
-            }))
+          Effect.flatMap(
+            mlflow.listArtifacts(run, p),
+            (entries) =>
+              Effect.forEach(entries, (f) => (f.isDir ? walk(f.path) : Effect.sync(() => listed.push(f.path))), {
+                discard: true
+              })
+          )
         yield* walk()
         expect(listed.sort()).toEqual(files.sort())
         for (const file of files) {
@@ -307,7 +326,9 @@ describe("MlflowFileStore reads what MLflow 2.17.2 wrote", () => {
       const { mlflow, root } = yield* openStore({ sample: true })
       const old = (yield* mlflow.getRun("ac031fea88d54f2bb5907264154d4941")).info
       yield* mlflow.uploadArtifact(old, "late/added.txt", text("late"))
-      expect(yield* readText(join(root, "635045208141978991", old.runId, "artifacts", "late", "added.txt"))).toBe("late")
+      expect(yield* readText(join(root, "635045208141978991", old.runId, "artifacts", "late", "added.txt"))).toBe(
+        "late"
+      )
       const fresh = yield* mlflow.createRun({ experimentId: "635045208141978991", runName: "fresh" })
       // MLflow derives a run's artifact URI from its experiment's recorded location
       expect(fresh.info.artifactUri).toBe(`${SAMPLE_ROOT_URI}/635045208141978991/${fresh.runId}/artifacts`)
@@ -353,13 +374,22 @@ describe("MlflowFileStore writes what MLflow 2.17.2 reads", () => {
       })
       expect(e).toMatch(/^[1-9][0-9]{17}$/)
       const swap = (pairs: ReadonlyArray<readonly [string, string]>) => [[SAMPLE_ROOT_URI, uri] as const, ...pairs]
-      expect(yield* readText(join(root, e, "meta.yaml"))).toBe(replaceAll(sampleText(`${sampleE}/meta.yaml`), swap([[sampleE, e]])))
+      expect(yield* readText(join(root, e, "meta.yaml"))).toBe(
+        replaceAll(sampleText(`${sampleE}/meta.yaml`), swap([[sampleE, e]]))
+      )
       expect(yield* readText(join(root, e, "tags", "team"))).toBe(sampleText(`${sampleE}/tags/team`))
-      expect(yield* readText(join(root, e, "tags", "project", "owner"))).toBe(sampleText(`${sampleE}/tags/project/owner`))
+      expect(yield* readText(join(root, e, "tags", "project", "owner"))).toBe(
+        sampleText(`${sampleE}/tags/project/owner`)
+      )
 
       // run-finished
       const sampleF = "ac031fea88d54f2bb5907264154d4941"
-      const f = yield* mlflow.createRun({ experimentId: e, runName: "run-finished", startTime: 1700000005000, userId: "unknown" })
+      const f = yield* mlflow.createRun({
+        experimentId: e,
+        runName: "run-finished",
+        startTime: 1700000005000,
+        userId: "unknown"
+      })
       yield* mlflow.updateRun(f.runId, { status: "FINISHED", endTime: 1700000007000 })
       expect(yield* readText(join(root, e, f.runId, "meta.yaml"))).toBe(
         replaceAll(sampleText(`${sampleE}/${sampleF}/meta.yaml`), swap([[sampleE, e], [sampleF, f.runId]]))
@@ -373,14 +403,21 @@ describe("MlflowFileStore writes what MLflow 2.17.2 reads", () => {
 
       // run-deleted: stays in place with deleted_time
       const sampleD = "5077a227902a4d799cbb5b8fd30d998e"
-      const d = yield* mlflow.createRun({ experimentId: e, runName: "run-deleted", startTime: 1700000008000, userId: "unknown" })
+      const d = yield* mlflow.createRun({
+        experimentId: e,
+        runName: "run-deleted",
+        startTime: 1700000008000,
+        userId: "unknown"
+      })
       yield* mlflow.setTag(d.runId, "reason", sampleText(`${sampleE}/${sampleD}/tags/reason`))
       yield* TestClock.setTime(1795674421119)
       yield* mlflow.deleteRun(d.runId)
       expect(yield* readText(join(root, e, d.runId, "meta.yaml"))).toBe(
         replaceAll(sampleText(`${sampleE}/${sampleD}/meta.yaml`), swap([[sampleE, e], [sampleD, d.runId]]))
       )
-      expect(yield* readText(join(root, e, d.runId, "tags", "reason"))).toBe(sampleText(`${sampleE}/${sampleD}/tags/reason`))
+      expect(yield* readText(join(root, e, d.runId, "tags", "reason"))).toBe(
+        sampleText(`${sampleE}/${sampleD}/tags/reason`)
+      )
 
       // sample_deleted_exp: moved to .trash/ with its run, which is marked deleted at the same instant
       const sampleX = "520544963499364034"
@@ -418,7 +455,14 @@ describe("MlflowFileStore writes what MLflow 2.17.2 reads", () => {
         unknown
       >
       expect(Object.keys(ours)).toEqual(Object.keys(theirs))
-      expect(ours).toMatchObject({ user_id: "", status: 1, source_type: 4, tags: [], end_time: null, run_uuid: r.runId })
+      expect(ours).toMatchObject({
+        user_id: "",
+        status: 1,
+        source_type: 4,
+        tags: [],
+        end_time: null,
+        run_uuid: r.runId
+      })
       expect(yield* readText(join(root, e, r.runId, "tags", "mlflow.runName"))).toBe(r.info.runName)
       expect(r.info.runName).toMatch(/^[a-z]+-[a-z]+-\d{1,3}$/)
     }).pipe(Effect.provide(NodeContext.layer)))
@@ -427,11 +471,62 @@ describe("MlflowFileStore writes what MLflow 2.17.2 reads", () => {
     Effect.gen(function*() {
       const { mlflow, root } = yield* openStore()
       const names = [
-        "yes", "y", "on", "007", "0x1F", "1_000", "1:20", "-1", "3.0", ".5", "1e3", "+.inf", "null", "~", "<<", "=",
-        "2024-01-01", "2001-12-14t21:59:43.10-05:00", "a: b", "a:", "? q", "- d", "-", "--- x", "...", "#x", "a #b",
-        "[x]", "{y}", "a,b", "*s", "&a", "!b", "|c", ">d", "%p", "@at", "`t", "'q", "\"dq", "it's \"q\"", " lead",
-        "trail ", "héllo wörld", "日本語", "emoji 😀", "a\u00a0nbsp", "tab\there", "multi\nline", "x\n", "cr\rx",
-        "bell\u0007", "del\u007f", "bom\ufeffx", "back\\slash", "x".repeat(30) + " " + "y".repeat(60)
+        "yes",
+        "y",
+        "on",
+        "007",
+        "0x1F",
+        "1_000",
+        "1:20",
+        "-1",
+        "3.0",
+        ".5",
+        "1e3",
+        "+.inf",
+        "null",
+        "~",
+        "<<",
+        "=",
+        "2024-01-01",
+        "2001-12-14t21:59:43.10-05:00",
+        "a: b",
+        "a:",
+        "? q",
+        "- d",
+        "-",
+        "--- x",
+        "...",
+        "#x",
+        "a #b",
+        "[x]",
+        "{y}",
+        "a,b",
+        "*s",
+        "&a",
+        "!b",
+        "|c",
+        ">d",
+        "%p",
+        "@at",
+        "`t",
+        "'q",
+        "\"dq",
+        "it's \"q\"",
+        " lead",
+        "trail ",
+        "héllo wörld",
+        "日本語",
+        "emoji 😀",
+        "a\u00a0nbsp",
+        "tab\there",
+        "multi\nline",
+        "x\n",
+        "cr\rx",
+        "bell\u0007",
+        "del\u007f",
+        "bom\ufeffx",
+        "back\\slash",
+        "x".repeat(30) + " " + "y".repeat(60)
       ]
       const ids: Array<string> = []
       for (const name of names) {
@@ -453,9 +548,14 @@ describe("MlflowFileStore writes what MLflow 2.17.2 reads", () => {
     // Each text is what `yaml.safe_dump({...}, default_flow_style=False, allow_unicode=True)` wrote (PyYAML 6.0.3).
     const long = `${"x".repeat(30)} ${"y".repeat(60)} ${"z".repeat(40)}`
     const pyyaml: ReadonlyArray<readonly [string, string]> = [
-      [long, `name: ${"x".repeat(30)} ${"y".repeat(60)}\n  ${"z".repeat(40)}\ntags:\n  k: ${"x".repeat(30)} ${"y".repeat(60)}\n    ${"z".repeat(40)}\n`],
+      [
+        long,
+        `name: ${"x".repeat(30)} ${"y".repeat(60)}\n  ${"z".repeat(40)}\ntags:\n  k: ${"x".repeat(30)} ${
+          "y".repeat(60)
+        }\n    ${"z".repeat(40)}\n`
+      ],
       ["multi\n\nline\n", "name: 'multi\n\n\n  line\n\n  '\ntags:\n  k: 'multi\n\n\n    line\n\n    '\n"],
-      ["tab\there", 'name: "tab\\there"\ntags:\n  k: "tab\\there"\n'],
+      ["tab\there", "name: \"tab\\there\"\ntags:\n  k: \"tab\\there\"\n"],
       ["it's \"q\"", "name: it's \"q\"\ntags:\n  k: it's \"q\"\n"],
       ["yes", "name: 'yes'\ntags:\n  k: 'yes'\n"],
       ["<<", "name: '<<'\ntags:\n  k: '<<'\n"],
@@ -481,10 +581,68 @@ describe("MlflowFileStore: the one-line meta.yaml reader", () => {
   // The fast reader takes only the layout PyYAML writes on one line per value; whatever it takes, it must read as the
   // full parser does, and what it does not take goes to the full parser.
   const pieces = [
-    "a", "A1", "x y", "-1", "-", "--x", "1_000", "0x1F", "07", "1.5", ".inf", "~", "null", "yes", "No", "on", "<<", "=",
-    "2024-01-01", "12:30:45", "a:b", "a: b", "a #b", "a#b", "#", "'", "''", "\"", "it's", "[x]", "{x}", "[]", "{}",
-    "&a", "*a", "!x", "|", ">", "%", "@", "`", "?", "? x", ": x", "---", "...", " ", "  a", "a ", "\t", "\u00A0",
-    "\u0085", "\u2028", "\uFEFF", "é", "日本", "\u{1F600}", "\\", "/", "file:///tmp/x y/1", "\r", ","
+    "a",
+    "A1",
+    "x y",
+    "-1",
+    "-",
+    "--x",
+    "1_000",
+    "0x1F",
+    "07",
+    "1.5",
+    ".inf",
+    "~",
+    "null",
+    "yes",
+    "No",
+    "on",
+    "<<",
+    "=",
+    "2024-01-01",
+    "12:30:45",
+    "a:b",
+    "a: b",
+    "a #b",
+    "a#b",
+    "#",
+    "'",
+    "''",
+    "\"",
+    "it's",
+    "[x]",
+    "{x}",
+    "[]",
+    "{}",
+    "&a",
+    "*a",
+    "!x",
+    "|",
+    ">",
+    "%",
+    "@",
+    "`",
+    "?",
+    "? x",
+    ": x",
+    "---",
+    "...",
+    " ",
+    "  a",
+    "a ",
+    "\t",
+    "\u00A0",
+    "\u0085",
+    "\u2028",
+    "\uFEFF",
+    "é",
+    "日本",
+    "\u{1F600}",
+    "\\",
+    "/",
+    "file:///tmp/x y/1",
+    "\r",
+    ","
   ]
   const strings: Array<string> = [...pieces]
   for (const a of pieces) for (const b of pieces.slice(0, 30)) strings.push(a + b, `${a} ${b}`)
@@ -519,9 +677,29 @@ describe("MlflowFileStore: the one-line meta.yaml reader", () => {
     }
     for (
       const text of [
-        "", "\n", "a\n", "a:\n", "a:\n  b:\n", "a: 1\na: 2\n", "a: 1", "a:\n    b: 1\n", "a:\n  b: 1\n    c: 2\n",
-        "a: x\n  y\n", "- a\n", "a: [1]\n", "a: {b: 1}\n", "a:\n- x\n  - y\n", "a: 'x\n  y'\n", "a: !!str 1\n",
-        "%YAML 1.1\n---\na: 1\n", "a: 1 # c\n", "a: 'x' \n", "a:  x\n", "a:\tx\n", " a: 1\n", "a: 1\n\nb: 2\n"
+        "",
+        "\n",
+        "a\n",
+        "a:\n",
+        "a:\n  b:\n",
+        "a: 1\na: 2\n",
+        "a: 1",
+        "a:\n    b: 1\n",
+        "a:\n  b: 1\n    c: 2\n",
+        "a: x\n  y\n",
+        "- a\n",
+        "a: [1]\n",
+        "a: {b: 1}\n",
+        "a:\n- x\n  - y\n",
+        "a: 'x\n  y'\n",
+        "a: !!str 1\n",
+        "%YAML 1.1\n---\na: 1\n",
+        "a: 1 # c\n",
+        "a: 'x' \n",
+        "a:  x\n",
+        "a:\tx\n",
+        " a: 1\n",
+        "a: 1\n\nb: 2\n"
       ]
     ) agrees(text)
   })
@@ -549,8 +727,13 @@ describe("MlflowFileStore: .trash, restore and the Default experiment", () => {
       yield* mlflow.deleteRun(b.runId)
       yield* mlflow.deleteExperiment(e)
       expect(yield* fs.exists(join(root, e))).toBe(false)
-      expect((yield* fs.readDirectory(join(root, ".trash", e))).sort()).toEqual([a.runId, b.runId, "meta.yaml", "tags"].sort())
-      const metaA = YAML.parse(yield* readText(join(root, ".trash", e, a.runId, "meta.yaml"))) as Record<string, unknown>
+      expect((yield* fs.readDirectory(join(root, ".trash", e))).sort()).toEqual(
+        [a.runId, b.runId, "meta.yaml", "tags"].sort()
+      )
+      const metaA = YAML.parse(yield* readText(join(root, ".trash", e, a.runId, "meta.yaml"))) as Record<
+        string,
+        unknown
+      >
       expect(metaA).toMatchObject({ lifecycle_stage: "deleted" })
       expect(typeof metaA["deleted_time"]).toBe("number")
       // artifacts of a run in .trash are still readable (its recorded path no longer exists)
@@ -595,9 +778,10 @@ describe("MlflowFileStore: atomic writes", () => {
       yield* mlflow.updateRun(r.runId, { status: "FAILED", endTime: 5 })
       yield* mlflow.uploadArtifact(r.info, "d/f.bin", text("f"))
       expect(yield* Effect.flip(mlflow.createExperiment("atomic"))).toMatchObject({ _tag: "AlreadyExists" })
-      expect(yield* Effect.flip(mlflow.createExperiment("bad", { tags: [{ key: "bad key!", value: "" }] }))).toMatchObject({
-        _tag: "InvalidInput"
-      })
+      expect(yield* Effect.flip(mlflow.createExperiment("bad", { tags: [{ key: "bad key!", value: "" }] })))
+        .toMatchObject({
+          _tag: "InvalidInput"
+        })
       yield* mlflow.deleteExperiment(e)
       yield* mlflow.restoreExperiment(e)
       const all = walkFiles(root)
@@ -681,9 +865,10 @@ describe("MlflowFileStore: nothing outside the root", () => {
       for (const key of ["../x", "a/../../x", "/x", ".forml-tmp-00/x"]) {
         expect(yield* Effect.flip(mlflow.setTag(r.runId, key, "v")), key).toMatchObject({ _tag: "InvalidInput" })
       }
-      expect(yield* Effect.flip(mlflow.createExperiment("x", { tags: [{ key: "../../x", value: "v" }] }))).toMatchObject({
-        _tag: "InvalidInput"
-      })
+      expect(yield* Effect.flip(mlflow.createExperiment("x", { tags: [{ key: "../../x", value: "v" }] })))
+        .toMatchObject({
+          _tag: "InvalidInput"
+        })
     }).pipe(Effect.provide(NodeContext.layer)))
 
   it.scoped("an artifact URI outside the root is not followed; symlinks out of the store are refused", () =>
@@ -695,7 +880,11 @@ describe("MlflowFileStore: nothing outside the root", () => {
       const e = yield* mlflow.createExperiment("links")
       const r = yield* mlflow.createRun({ experimentId: e })
       // a forged artifact URI: the run's own directory is used
-      yield* mlflow.uploadArtifact({ runId: r.runId, artifactUri: LocalArtifacts.pathToFileUri(outside) }, "f.txt", text("f"))
+      yield* mlflow.uploadArtifact(
+        { runId: r.runId, artifactUri: LocalArtifacts.pathToFileUri(outside) },
+        "f.txt",
+        text("f")
+      )
       expect(yield* fs.readDirectory(outside)).toEqual([])
       expect(yield* readText(join(root, e, r.runId, "artifacts", "f.txt"))).toBe("f")
       // artifacts/ and tags/ replaced by links to a directory outside

@@ -2,27 +2,39 @@
  * MlflowHttp: the Mlflow contract against the emulator (and a real server when MLFLOW_TRACKING_URI is set), then
  * what only the Http layer has: settings, credentials, retries, error mapping by reply, artifact URIs.
  */
+import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, ConfigProvider, Effect, Either, Fiber, Layer, Option, Redacted, Schema, Stream, TestClock } from "effect"
+import {
+  Chunk,
+  ConfigProvider,
+  Effect,
+  Either,
+  Fiber,
+  Layer,
+  Option,
+  Redacted,
+  Schema,
+  Stream,
+  TestClock
+} from "effect"
 import { execFileSync } from "node:child_process"
 import { readFileSync } from "node:fs"
+import { mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises"
 import * as Https from "node:https"
 import type { AddressInfo } from "node:net"
-import type { TLSSocket } from "node:tls"
-import { mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import type { TLSSocket } from "node:tls"
 import { pathToFileURL } from "node:url"
 import { inspect } from "node:util"
+import { type Emulator, type EmulatorOptions, startEmulator } from "../emulator/index.js"
 import { downloadBytes, Mlflow } from "../src/mlflow/Mlflow.js"
 import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import * as Wire from "../src/mlflow/wire.js"
 import { mlflowContract } from "./contract/mlflow.js"
-import { type Emulator, type EmulatorOptions, startEmulator } from "../emulator/index.js"
 import { sharedPath } from "./support/shared.js"
 
 const platform = Layer.merge(NodeHttpClient.layerUndici, NodeContext.layer)
@@ -150,7 +162,9 @@ describe("MlflowHttp settings", () => {
         MLFLOW_TRACKING_SERVER_CERT_PATH: "/ca.pem"
       })))
       expect(String(both)).toContain("cannot both be set")
-      const bad = yield* Effect.flip(MlflowHttp.config.pipe(withConfig({ MLFLOW_TRACKING_URI: "http://h", MLFLOW_HTTP_REQUEST_MAX_RETRIES: "-1" })))
+      const bad = yield* Effect.flip(
+        MlflowHttp.config.pipe(withConfig({ MLFLOW_TRACKING_URI: "http://h", MLFLOW_HTTP_REQUEST_MAX_RETRIES: "-1" }))
+      )
       expect(String(bad)).toContain("must not be negative")
     }))
 
@@ -208,7 +222,12 @@ describe("MlflowHttp credentials", () => {
           expect(shown).not.toContain("s3cret-pw")
           expect(shown).not.toContain(Buffer.from("alice:s3cret-pw").toString("base64"))
         }
-      }), { ...fast, username: Redacted.make("alice"), password: Redacted.make("s3cret-pw"), token: Redacted.make("ignored") }))
+      }), {
+      ...fast,
+      username: Redacted.make("alice"),
+      password: Redacted.make("s3cret-pw"),
+      token: Redacted.make("ignored")
+    }))
 
   it.effect("sends a bearer token when no username is set", () =>
     withService((mlflow, emulator) =>
@@ -226,7 +245,8 @@ describe("MlflowHttp credentials", () => {
       Effect.gen(function*() {
         yield* mlflow.getExperiment("0")
         expect(emulator.requests().at(-1)!.headers["authorization"]).toBeUndefined()
-      })))
+      })
+    ))
 })
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -237,11 +257,14 @@ describe("MlflowHttp retries", () => {
   it.effect("retries 503, 429, 502, 504, 408 and a generic 500, then succeeds", () =>
     withService((mlflow, emulator) =>
       Effect.gen(function*() {
-        for (const status of [503, 429, 502, 504, 408, 500]) emulator.fault({ status, match: { path: "experiments/get" } })
+        for (const status of [503, 429, 502, 504, 408, 500]) {
+          emulator.fault({ status, match: { path: "experiments/get" } })
+        }
         const e = yield* mlflow.getExperiment("0")
         expect(e.name).toBe("Default")
         expect(emulator.count({ path: "experiments/get" })).toBe(7)
-      })))
+      })
+    ))
 
   it.effect("gives up after MLFLOW_HTTP_REQUEST_MAX_RETRIES with the last error", () =>
     withService((mlflow, emulator) =>
@@ -260,7 +283,8 @@ describe("MlflowHttp retries", () => {
         emulator.fault({ status: 400, errorCode: "INVALID_PARAMETER_VALUE" })
         expect(yield* Effect.flip(mlflow.getExperiment("0"))).toMatchObject({ _tag: "MlflowApiError", status: 400 })
         expect(emulator.count()).toBe(2)
-      })))
+      })
+    ))
 
   it.effect("retries reset connections and truncated bodies", () =>
     withService((mlflow, emulator) =>
@@ -269,7 +293,8 @@ describe("MlflowHttp retries", () => {
         emulator.fault({ truncate: true })
         expect((yield* mlflow.getExperiment("0")).name).toBe("Default")
         expect(emulator.count()).toBe(3)
-      })))
+      })
+    ))
 
   it.effect("a refused connection is a TransportError after the retries", () =>
     Effect.gen(function*() {
@@ -346,29 +371,45 @@ describe("MlflowHttp replies", () => {
         const error = yield* Effect.flip(downloadBytes(run.info, "missing.txt"))
         expect(error).toMatchObject({ _tag: "NotFound", entity: "artifact", key: "missing.txt" })
         expect(emulator.requests().map((r) => r.status)).toEqual([500])
-      })))
+      })
+    ))
 
   it.effect("3.x's missing-artifact 404 is NotFound", () =>
-    withService((mlflow, emulator) =>
-      Effect.gen(function*() {
-        const run = yield* newRun(mlflow)
-        emulator.clearRequests()
-        const error = yield* Effect.flip(downloadBytes(run.info, "missing.txt"))
-        expect(error).toMatchObject({ _tag: "NotFound", entity: "artifact" })
-        expect(emulator.requests().map((r) => r.status)).toEqual([404])
-        // 3.x's extra error fields do not disturb the mapping
-        expect(yield* Effect.flip(mlflow.getRun("0000000000000000000000000000dead"))).toMatchObject({ _tag: "NotFound" })
-      }), fast, { flavor: "3.x-sqlite" }))
+    withService(
+      (mlflow, emulator) =>
+        Effect.gen(function*() {
+          const run = yield* newRun(mlflow)
+          emulator.clearRequests()
+          const error = yield* Effect.flip(downloadBytes(run.info, "missing.txt"))
+          expect(error).toMatchObject({ _tag: "NotFound", entity: "artifact" })
+          expect(emulator.requests().map((r) => r.status)).toEqual([404])
+          // 3.x's extra error fields do not disturb the mapping
+          expect(yield* Effect.flip(mlflow.getRun("0000000000000000000000000000dead"))).toMatchObject({
+            _tag: "NotFound"
+          })
+        }),
+      fast,
+      { flavor: "3.x-sqlite" }
+    ))
 
   it.effect("an HTML error page is an MlflowApiError with the status", () =>
     withService((mlflow, emulator) =>
       Effect.gen(function*() {
         emulator.fault({ status: 404, body: "<!doctype html>\n<title>404 Not Found</title>\n<h1>Not Found</h1>" })
         const error = yield* Effect.flip(mlflow.getExperiment("0"))
-        expect(error).toMatchObject({ _tag: "MlflowApiError", status: 404, errorCode: "HTTP_404", detail: "404 Not Found" })
+        expect(error).toMatchObject({
+          _tag: "MlflowApiError",
+          status: 404,
+          errorCode: "HTTP_404",
+          detail: "404 Not Found"
+        })
         emulator.fault({ status: 405, body: "<p>Method Not Allowed</p>" })
-        expect(yield* Effect.flip(mlflow.getExperiment("0"))).toMatchObject({ status: 405, detail: "Method Not Allowed" })
-      })))
+        expect(yield* Effect.flip(mlflow.getExperiment("0"))).toMatchObject({
+          status: 405,
+          detail: "Method Not Allowed"
+        })
+      })
+    ))
 
   it.effect("a 2xx that is not JSON, or not the expected shape, is a DecodeError", () =>
     withService((mlflow, emulator) =>
@@ -376,11 +417,16 @@ describe("MlflowHttp replies", () => {
         emulator.fault({ status: 200, body: "<html>proxy login</html>" })
         const notJson = yield* Effect.flip(mlflow.getExperiment("0"))
         expect(notJson).toMatchObject({ _tag: "DecodeError", operation: "GET /api/2.0/mlflow/experiments/get" })
-        emulator.fault({ status: 200, body: JSON.stringify({ experiment: { experiment_id: 7, name: "x" } }), contentType: "application/json" })
+        emulator.fault({
+          status: 200,
+          body: JSON.stringify({ experiment: { experiment_id: 7, name: "x" } }),
+          contentType: "application/json"
+        })
         const wrong = yield* Effect.flip(mlflow.getExperiment("0"))
         expect(wrong._tag).toBe("DecodeError")
         expect(wrong.message).toContain("experiment_id")
-      })))
+      })
+    ))
 
   it.effect("a 2xx to an artifact upload or an action that is not MLflow's JSON `{}` is a DecodeError", () =>
     withService((mlflow, emulator) =>
@@ -402,7 +448,8 @@ describe("MlflowHttp replies", () => {
         // MLflow's own `{}` passes
         yield* mlflow.uploadArtifact(run.info, "a.bin", text("bytes"))
         yield* mlflow.setTag(run.runId, "k", "v")
-      })))
+      })
+    ))
 
   it.effect("walks runs/search pages including 2.17's trailing empty page, always sending max_results", () =>
     withService((mlflow, emulator) =>
@@ -414,12 +461,22 @@ describe("MlflowHttp replies", () => {
         expect(Chunk.size(runs)).toBe(4)
         const sent = emulator.requests().filter((r) => r.path.endsWith("runs/search")).map((r) => r.json)
         expect(sent.length).toBe(3)
-        expect(sent[0]).toEqual({ experiment_ids: [experimentId], filter: "", run_view_type: "ACTIVE_ONLY", max_results: 2, order_by: [] })
-        expect(sent.slice(1).map((b) => (b as { page_token?: string }).page_token)).toEqual(["eyJvZmZzZXQiOiAyfQ==", "eyJvZmZzZXQiOiA0fQ=="])
+        expect(sent[0]).toEqual({
+          experiment_ids: [experimentId],
+          filter: "",
+          run_view_type: "ACTIVE_ONLY",
+          max_results: 2,
+          order_by: []
+        })
+        expect(sent.slice(1).map((b) => (b as { page_token?: string }).page_token)).toEqual([
+          "eyJvZmZzZXQiOiAyfQ==",
+          "eyJvZmZzZXQiOiA0fQ=="
+        ])
         const experiments = yield* Stream.runCollect(mlflow.searchExperiments({ viewType: "ALL" }))
         expect(Chunk.size(experiments)).toBe(2)
         expect(emulator.requests().at(-1)!.json).toEqual({ max_results: 1000, view_type: "ALL" })
-      })))
+      })
+    ))
 
   it.effect("an unsupported artifact store names the URI; file: URIs go straight to disk", () =>
     Effect.gen(function*() {
@@ -436,7 +493,8 @@ describe("MlflowHttp replies", () => {
         Effect.gen(function*() {
           const local = { runId: "r", artifactUri: pathToFileURL(join(dir, "1", "r", "artifacts")).href }
           yield* mlflow.uploadArtifact(local, "sub/state.bin", text("on disk"))
-          expect(yield* Effect.promise(() => readFile(join(dir, "1", "r", "artifacts", "sub", "state.bin"), "utf-8"))).toBe("on disk")
+          expect(yield* Effect.promise(() => readFile(join(dir, "1", "r", "artifacts", "sub", "state.bin"), "utf-8")))
+            .toBe("on disk")
           expect(decode(yield* downloadBytes(local, "sub/state.bin"))).toBe("on disk")
           expect((yield* mlflow.listArtifacts(local, "sub")).map((f) => f.path)).toEqual(["sub/state.bin"])
           expect(yield* Effect.flip(downloadBytes(local, "missing.bin"))).toMatchObject({ _tag: "NotFound" })
@@ -452,7 +510,9 @@ describe("MlflowHttp replies", () => {
     const proxy = MlflowHttp.resolveArtifactUri("mlflow-artifacts:/9/abc/artifacts", "https://h/prefix")
     expect(proxy).toEqual(Either.right({ _tag: "Proxy", base: "https://h/prefix", root: ["9", "abc", "artifacts"] }))
     const host = MlflowHttp.resolveArtifactUri("mlflow-artifacts://other:5001/9/abc/artifacts", "https://h/prefix")
-    expect(host).toEqual(Either.right({ _tag: "Proxy", base: "https://other:5001/prefix", root: ["9", "abc", "artifacts"] }))
+    expect(host).toEqual(
+      Either.right({ _tag: "Proxy", base: "https://other:5001/prefix", root: ["9", "abc", "artifacts"] })
+    )
     expect(MlflowHttp.resolveArtifactUri("gs://b/x/", "http://h")).toEqual(
       Either.right({ _tag: "ObjectStore", location: { _tag: "Gcs", bucket: "b", prefix: "x" } })
     )
@@ -467,7 +527,11 @@ describe("MlflowHttp replies", () => {
         emulator.clearRequests()
         yield* mlflow.uploadArtifact(run.info, "dir a/my file+x.txt", text("encoded"))
         const put = emulator.requests()[0]!
-        expect(put.path).toBe(`/api/2.0/mlflow-artifacts/artifacts/${run.info.artifactUri.slice("mlflow-artifacts:/".length)}/dir%20a/my%20file%2Bx.txt`)
+        expect(put.path).toBe(
+          `/api/2.0/mlflow-artifacts/artifacts/${
+            run.info.artifactUri.slice("mlflow-artifacts:/".length)
+          }/dir%20a/my%20file%2Bx.txt`
+        )
         expect(put.headers["content-length"]).toBe("7")
         const dir = yield* Effect.promise(() => mkdtemp(join(tmpdir(), "forml-http-up-")))
         yield* Effect.ensuring(
@@ -491,7 +555,8 @@ describe("MlflowHttp replies", () => {
         const listed = yield* mlflow.listArtifacts(run.info, "dir a")
         expect(listed.map((f) => f.path)).toEqual(["dir a/my file+x.txt"])
         expect(emulator.requests().at(-1)!.path).toContain("?path=")
-      })))
+      })
+    ))
 
   it.effect("retries a failed file upload from the start, and a one-shot stream from its spooled copy", () =>
     withService((mlflow, emulator) =>
@@ -519,27 +584,32 @@ describe("MlflowHttp replies", () => {
         expect(pulls).toBe(1)
         expect(emulator.count({ method: "PUT" })).toBe(4)
         expect(decode(yield* downloadBytes(run.info, "s.bin"))).toBe("once")
-      })))
+      })
+    ))
 
   it.effect("on a file-store server, a name holding ' is found through a search and refused at creation with one line", () =>
-    withService((mlflow, emulator) =>
-      Effect.gen(function*() {
-        // made in the store itself, as another server (or a migration) could have
-        const id = yield* emulator.handle.mlflow.createExperiment("x@it's")
-        emulator.clearRequests()
-        const found = yield* mlflow.getExperimentByName("x@it's")
-        expect(found.experimentId).toBe(id)
-        // the server's refusal, then one search quoting the name with "
-        expect(emulator.requests().map((r) => r.status)).toEqual([400, 200])
-        expect((emulator.requests()[1]!.json as { readonly filter: string }).filter).toBe(`attribute.name = "x@it's"`)
-        expect((yield* Effect.flip(mlflow.getExperimentByName("y@it's")))._tag).toBe("NotFound")
-        const refused = yield* Effect.flip(mlflow.createExperiment("z@it's"))
-        expect(refused).toMatchObject({ _tag: "InvalidInput", kind: "ExperimentName", input: "z@it's" })
-        expect(refused.message.split("\n")).toHaveLength(1)
-        // names without a quote are unaffected
-        const plain = yield* mlflow.createExperiment("plain")
-        expect((yield* mlflow.getExperimentByName("plain")).experimentId).toBe(plain)
-      }), fast, { backend: "file" }))
+    withService(
+      (mlflow, emulator) =>
+        Effect.gen(function*() {
+          // made in the store itself, as another server (or a migration) could have
+          const id = yield* emulator.handle.mlflow.createExperiment("x@it's")
+          emulator.clearRequests()
+          const found = yield* mlflow.getExperimentByName("x@it's")
+          expect(found.experimentId).toBe(id)
+          // the server's refusal, then one search quoting the name with "
+          expect(emulator.requests().map((r) => r.status)).toEqual([400, 200])
+          expect((emulator.requests()[1]!.json as { readonly filter: string }).filter).toBe(`attribute.name = "x@it's"`)
+          expect((yield* Effect.flip(mlflow.getExperimentByName("y@it's")))._tag).toBe("NotFound")
+          const refused = yield* Effect.flip(mlflow.createExperiment("z@it's"))
+          expect(refused).toMatchObject({ _tag: "InvalidInput", kind: "ExperimentName", input: "z@it's" })
+          expect(refused.message.split("\n")).toHaveLength(1)
+          // names without a quote are unaffected
+          const plain = yield* mlflow.createExperiment("plain")
+          expect((yield* mlflow.getExperimentByName("plain")).experimentId).toBe(plain)
+        }),
+      fast,
+      { backend: "file" }
+    ))
 
   it.effect("a file that changes while it is sent fails the upload with StorageError, and it is not retried", () =>
     Effect.gen(function*() {
@@ -556,7 +626,9 @@ describe("MlflowHttp replies", () => {
           let first = true
           yield* request.body.stream.pipe(
             Stream.runForEach(() =>
-              first ? Effect.promise(() => truncate(file, 500_000)).pipe(Effect.tap(() => (first = false))) : Effect.void
+              first
+                ? Effect.promise(() => truncate(file, 500_000)).pipe(Effect.tap(() => (first = false)))
+                : Effect.void
             ),
             Effect.mapError((cause) => new HttpClientError.RequestError({ request, reason: "Transport", cause }))
           )
@@ -584,7 +656,8 @@ describe("MlflowHttp replies", () => {
         emulator.fault({ truncate: true, match: { method: "GET", path: "big.bin" } })
         const error = yield* Effect.flip(downloadBytes(run.info, "big.bin"))
         expect(error._tag).toBe("TransportError")
-      })))
+      })
+    ))
 
   it.effect("setTags sends runs/log-batch in chunks of 100", () =>
     withService((mlflow, emulator) =>
@@ -597,7 +670,8 @@ describe("MlflowHttp replies", () => {
         expect(emulator.count({ path: "runs/log-batch" })).toBe(3)
         const got = yield* mlflow.getRun(run.runId)
         expect(Option.getOrUndefined(got.tag("k249"))).toBe("249")
-      })))
+      })
+    ))
 })
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -618,7 +692,8 @@ describe("wire schemas", () => {
   ]
   for (const file of ["mlflow-2.17.2-sqlite.jsonl", "mlflow-2.17.2-filestore.jsonl", "mlflow-3.x-sqlite.jsonl"]) {
     it(`decode every recorded JSON reply of ${file}; ids stay the strings they were`, () => {
-      const lines = readFileSync(sharedPath("mlflow-wire", file), "utf-8").split("\n").filter((l) => l.trim() !== "").slice(1)
+      const lines = readFileSync(sharedPath("mlflow-wire", file), "utf-8").split("\n").filter((l) => l.trim() !== "")
+        .slice(1)
       let decoded = 0
       for (const raw of lines) {
         const line = JSON.parse(raw) as {
@@ -646,7 +721,9 @@ describe("wire schemas", () => {
         const runs = (json as { runs?: ReadonlyArray<{ info: { run_id: string; experiment_id: string } }> }).runs
         if (runs !== undefined && Either.isRight(result)) {
           const entities = (result.right as { runs: ReadonlyArray<Wire.WireRun> }).runs.map(Wire.toRun)
-          expect(entities.map((r) => [r.runId, r.info.experimentId])).toEqual(runs.map((r) => [r.info.run_id, r.info.experiment_id]))
+          expect(entities.map((r) => [r.runId, r.info.experimentId])).toEqual(
+            runs.map((r) => [r.info.run_id, r.info.experiment_id])
+          )
         }
       }
       expect(decoded).toBeGreaterThan(200)
@@ -654,6 +731,7 @@ describe("wire schemas", () => {
   }
 
   it("refuses a numeric id instead of rounding it", () => {
+    // eslint-disable-next-line no-loss-of-precision -- the id as a JSON number past 2^53, as a server could send it
     const result = Schema.decodeUnknownEither(Wire.CreateExperimentResponse)({ experiment_id: 932894131975189047 })
     expect(Either.isLeft(result)).toBe(true)
   })
@@ -678,51 +756,77 @@ describe.skipIf(!hasOpenssl)("MlflowHttp TLS settings (skipped without openssl)"
     const cert = join(dir, `${name}.crt`)
     const key = join(dir, `${name}.key`)
     execFileSync("openssl", [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
-      "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1"
     ], { stdio: "ignore" })
     return [readFileSync(cert, "utf-8"), readFileSync(key, "utf-8")]
   }
 
-  it.effect("verifies the server with MLFLOW_TRACKING_SERVER_CERT_PATH, skips it when insecure, sends the client certificate", () =>
-    Effect.gen(function*() {
-      const dir = yield* Effect.acquireRelease(
-        Effect.promise(() => mkdtemp(join(tmpdir(), "forml-tls-"))),
-        (d) => Effect.promise(() => rm(d, { recursive: true, force: true }))
-      )
-      const [serverCert, serverKey] = selfSigned(dir, "server")
-      const [clientCert, clientKey] = selfSigned(dir, "client")
-      const serverCertPath = join(dir, "server.crt")
-      const clientPem = join(dir, "client.pem")
-      yield* Effect.promise(() => writeFile(clientPem, clientCert + clientKey))
-      const url = yield* Effect.acquireRelease(
-        Effect.async<{ url: string; server: Https.Server }>((resume) => {
-          const server = Https.createServer(
-            { cert: serverCert, key: serverKey, ca: [clientCert], requestCert: true, rejectUnauthorized: false },
-            (req, res) => {
-              const socket = req.socket as TLSSocket
-              const name = socket.authorized ? "client-cert" : "anonymous"
-              res.writeHead(200, { "content-type": "application/json" })
-              res.end(JSON.stringify({ experiment: { experiment_id: "0", name, artifact_location: "", lifecycle_stage: "active" } }))
-            }
-          )
-          server.listen(0, "127.0.0.1", () =>
-            resume(Effect.succeed({ url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, server })))
-        }),
-        ({ server }) => Effect.async<void>((resume) => {
-          server.closeAllConnections()
-          server.close(() => resume(Effect.void))
-        })
-      ).pipe(Effect.map((s) => s.url))
-      const name = (tls: Pick<MlflowHttp.MlflowHttpConfig, "insecureTls" | "serverCertPath" | "clientCertPath">) =>
-        Effect.flatMap(MlflowHttp.make({ trackingUri: url, maxRetries: 0 }), (m) => m.getExperiment("0")).pipe(
-          Effect.map((e) => e.name),
-          Effect.provide(Layer.merge(MlflowHttp.layerUndiciTls(tls), NodeContext.layer))
+  it.effect(
+    "verifies the server with MLFLOW_TRACKING_SERVER_CERT_PATH, skips it when insecure, sends the client certificate",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* Effect.acquireRelease(
+          Effect.promise(() => mkdtemp(join(tmpdir(), "forml-tls-"))),
+          (d) => Effect.promise(() => rm(d, { recursive: true, force: true }))
         )
-      const unverified = yield* Effect.flip(name({}))
-      expect(unverified._tag).toBe("TransportError")
-      expect(yield* name({ insecureTls: true })).toBe("anonymous")
-      expect(yield* name({ serverCertPath })).toBe("anonymous")
-      expect(yield* name({ serverCertPath, clientCertPath: clientPem })).toBe("client-cert")
-    }).pipe(Effect.scoped), 30_000)
+        const [serverCert, serverKey] = selfSigned(dir, "server")
+        const [clientCert, clientKey] = selfSigned(dir, "client")
+        const serverCertPath = join(dir, "server.crt")
+        const clientPem = join(dir, "client.pem")
+        yield* Effect.promise(() => writeFile(clientPem, clientCert + clientKey))
+        const url = yield* Effect.acquireRelease(
+          Effect.async<{ url: string; server: Https.Server }>((resume) => {
+            const server = Https.createServer(
+              { cert: serverCert, key: serverKey, ca: [clientCert], requestCert: true, rejectUnauthorized: false },
+              (req, res) => {
+                const socket = req.socket as TLSSocket
+                const name = socket.authorized ? "client-cert" : "anonymous"
+                res.writeHead(200, { "content-type": "application/json" })
+                res.end(
+                  JSON.stringify({
+                    experiment: { experiment_id: "0", name, artifact_location: "", lifecycle_stage: "active" }
+                  })
+                )
+              }
+            )
+            server.listen(0, "127.0.0.1", () =>
+              resume(Effect.succeed({ url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, server })))
+          }),
+          ({ server }) =>
+            Effect.async<void>((resume) => {
+              server.closeAllConnections()
+              server.close(() =>
+                resume(Effect.void)
+              )
+            })
+        ).pipe(Effect.map((s) => s.url))
+        const name = (tls: Pick<MlflowHttp.MlflowHttpConfig, "insecureTls" | "serverCertPath" | "clientCertPath">) =>
+          Effect.flatMap(MlflowHttp.make({ trackingUri: url, maxRetries: 0 }), (m) => m.getExperiment("0")).pipe(
+            Effect.map((e) => e.name),
+            Effect.provide(Layer.merge(MlflowHttp.layerUndiciTls(tls), NodeContext.layer))
+          )
+        const unverified = yield* Effect.flip(name({}))
+        expect(unverified._tag).toBe("TransportError")
+        expect(yield* name({ insecureTls: true })).toBe("anonymous")
+        expect(yield* name({ serverCertPath })).toBe("anonymous")
+        expect(yield* name({ serverCertPath, clientCertPath: clientPem })).toBe("client-cert")
+      }).pipe(Effect.scoped),
+    30_000
+  )
 })

@@ -25,7 +25,8 @@ mlflowContract("MlflowMemory (trailing empty pages)", MlflowMemory.layer({ trail
 const text = (s: string) => new TextEncoder().encode(s)
 const decode = (b: Uint8Array) => new TextDecoder().decode(b)
 const tagValue = (run: Run, key: string) => Option.getOrUndefined(run.tag(key))
-const fresh = <A, E>(self: Effect.Effect<A, E, Mlflow | MlflowMemoryHandle>) => Effect.provide(self, MlflowMemory.layer())
+const fresh = <A, E>(self: Effect.Effect<A, E, Mlflow | MlflowMemoryHandle>) =>
+  Effect.provide(self, MlflowMemory.layer())
 const boom = new TransportError({ operation: "test", reason: "injected" })
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -38,7 +39,10 @@ interface WireLine {
   readonly request: { readonly json?: Record<string, unknown> }
   readonly response: { readonly status: number; readonly json?: Record<string, unknown> | null }
 }
-const recording: ReadonlyArray<WireLine> = readFileSync(sharedPath("mlflow-wire", "mlflow-2.17.2-sqlite.jsonl"), "utf-8")
+const recording: ReadonlyArray<WireLine> = readFileSync(
+  sharedPath("mlflow-wire", "mlflow-2.17.2-sqlite.jsonl"),
+  "utf-8"
+)
   .split("\n")
   .filter((l) => l.trim() !== "")
   .slice(1)
@@ -135,7 +139,9 @@ describe("MlflowMemory", () => {
       yield* TestClock.adjust("1 second")
       yield* m.createExperiment("second")
       yield* m.createExperiment("third")
-      const names = Chunk.toReadonlyArray(yield* Stream.runCollect(m.searchExperiments({ pageSize: 2 }))).map((e) => e.name)
+      const names = Chunk.toReadonlyArray(yield* Stream.runCollect(m.searchExperiments({ pageSize: 2 }))).map((e) =>
+        e.name
+      )
       expect(names).toEqual(["third", "second", "first", "Default"])
     })))
 
@@ -146,8 +152,10 @@ describe("MlflowMemory", () => {
       const b = yield* m.createRun({ experimentId: "0", runName: "b", startTime: 2 })
       const c = yield* m.createRun({ experimentId: "0", runName: "c", startTime: 3, tags: [{ key: "t", value: "1" }] })
       const search = (o: { filter?: Filter.Filter; orderBy?: ReadonlyArray<string> }) =>
-        Effect.map(Stream.runCollect(m.searchRuns({ experimentIds: ["0"], ...o })), (c) =>
-          Chunk.toReadonlyArray(c).map((r) => r.info.runName))
+        Effect.map(
+          Stream.runCollect(m.searchRuns({ experimentIds: ["0"], ...o })),
+          (c) => Chunk.toReadonlyArray(c).map((r) => r.info.runName)
+        )
       for (const key of ["start_time", "end_time", "foo", "experiment_id"]) {
         expect(yield* Effect.flip(search({ filter: Filter.and(Filter.attribute(key, "1")) })), key).toMatchObject({
           _tag: "InvalidInput"
@@ -216,10 +224,12 @@ describe("MlflowMemoryHandle", () => {
       expect(Chunk.size(releases)).toBe(1)
       const release = Chunk.unsafeGet(releases, 0)
       expect(tagValue(release, "mlflow.source.git.commit")).toBe("1")
-      const generations = Chunk.toReadonlyArray(yield* Stream.runCollect(m.searchRuns({
-        experimentIds: ["1"],
-        filter: Filter.and(Filter.tag("forml.level", "generation"), Filter.tag("mlflow.parentRunId", release.runId))
-      })))
+      const generations = Chunk.toReadonlyArray(
+        yield* Stream.runCollect(m.searchRuns({
+          experimentIds: ["1"],
+          filter: Filter.and(Filter.tag("forml.level", "generation"), Filter.tag("mlflow.parentRunId", release.runId))
+        }))
+      )
       expect(generations.map((g) => tagValue(g, "mlflow.source.git.commit"))).toEqual(["2", "1"])
       const layout = readLayout()
       const gen1 = layout.experiments[1]!.runs.find((r) => r.id === "RUN_GENERATION_1")!
@@ -289,9 +299,10 @@ describe("MlflowMemoryHandle", () => {
       expect(pages).toMatchObject({ _tag: "TransportError", reason: "injected" })
       expect(Chunk.size(yield* Stream.runCollect(m.searchRuns({ experimentIds: ["0"], pageSize: 2 })))).toBe(3)
       yield* handle.failNext("downloadArtifact", boom)
-      expect(yield* Effect.flip(downloadBytes({ runId: "x", artifactUri: "mlflow-artifacts:/0/x/artifacts" }, "a"))).toMatchObject({
-        _tag: "TransportError"
-      })
+      expect(yield* Effect.flip(downloadBytes({ runId: "x", artifactUri: "mlflow-artifacts:/0/x/artifacts" }, "a")))
+        .toMatchObject({
+          _tag: "TransportError"
+        })
       yield* handle.failNext("*", boom, 5)
       yield* handle.clearFaults
       yield* m.getExperiment("0")
@@ -340,13 +351,18 @@ describe("MlflowMemoryHandle", () => {
       expect(step("runs", "search-walk-all-max2-page4").response.json).toEqual({})
       expect(yield* walk(true)).toEqual({ tokens: [...recorded, undefined], sizes: [2, 2, 2, 0] })
       expect(yield* walk(false)).toEqual({ tokens: [recorded[0], recorded[1], undefined], sizes: [2, 2, 2] })
-      const beyond = yield* handle.searchRunsPage({ experimentIds: ["0"], maxResults: 2, pageToken: "eyJvZmZzZXQiOjEwMH0=" })
+      const beyond = yield* handle.searchRunsPage({
+        experimentIds: ["0"],
+        maxResults: 2,
+        pageToken: "eyJvZmZzZXQiOjEwMH0="
+      })
       expect(beyond).toEqual({ runs: [] })
       for (const pageToken of ["garbage", "Zm9v"]) {
-        expect(yield* Effect.flip(handle.searchRunsPage({ experimentIds: ["0"], maxResults: 2, pageToken }))).toMatchObject({
-          _tag: "InvalidInput",
-          kind: "PageToken"
-        })
+        expect(yield* Effect.flip(handle.searchRunsPage({ experimentIds: ["0"], maxResults: 2, pageToken })))
+          .toMatchObject({
+            _tag: "InvalidInput",
+            kind: "PageToken"
+          })
       }
       for (const maxResults of [0, -1, 50001, 2.5]) {
         expect(yield* Effect.flip(handle.searchRunsPage({ experimentIds: ["0"], maxResults }))).toMatchObject({

@@ -87,19 +87,34 @@ interface Accepted {
 const COMMON: Readonly<Record<string, Accepted>> = {
   "batch/search-order-start-time-asc": { sortRuns: true, reason: "b3 and b4 tie on start_time: run ids decide" },
   "batch/search-order-run-id-asc": { sortRuns: true, reason: "run ids are random" },
-  "batch/search-order-start-time-asc-run-id-desc": { sortRuns: true, reason: "b3 and b4 tie on start_time: run ids decide" }
+  "batch/search-order-start-time-asc-run-id-desc": {
+    sortRuns: true,
+    reason: "b3 and b4 tie on start_time: run ids decide"
+  }
 }
 
 const FILESTORE_DIFFERENCES: Readonly<Record<string, Accepted>> = {
   "experiments/create-duplicate-name": { status: true, reason: "difference 11: wording and code of a taken name" },
-  "experiments/update-rename-to-existing-name": { status: true, reason: "difference 11: file store says RESOURCE_ALREADY_EXISTS" },
+  "experiments/update-rename-to-existing-name": {
+    status: true,
+    reason: "difference 11: file store says RESOURCE_ALREADY_EXISTS"
+  },
   "experiments/search-post-page-token-offset-negative": { all: true, reason: "difference 15: negative offset token" },
-  "experiments/delete-default-experiment": { status: true, reason: "difference 10: the file store refuses to delete 0" },
+  "experiments/delete-default-experiment": {
+    status: true,
+    reason: "difference 10: the file store refuses to delete 0"
+  },
   "experiments/get-default-experiment": { values: true, reason: "difference 10: 0 stays active on the file store" },
   "experiments/restore-default-experiment": { status: true, reason: "difference 10: restoring an active 0 is 404" },
-  "runs/create-without-experiment-id": { status: true, reason: "difference 12: INVALID_PARAMETER_VALUE on the file store" },
+  "runs/create-without-experiment-id": {
+    status: true,
+    reason: "difference 12: INVALID_PARAMETER_VALUE on the file store"
+  },
   "runs/set-tag-key-251-chars": { status: true, reason: "difference 8: the file store accepts long keys" },
-  "runs/get-after-long-tag": { all: true, reason: "differences 7, 8: the file store keeps 10 000 characters and the 251-character key" },
+  "runs/get-after-long-tag": {
+    all: true,
+    reason: "differences 7, 8: the file store keeps 10 000 characters and the 251-character key"
+  },
   "runs/search-max0": { all: true, reason: "difference 14: the file store answers max_results 0 with a token" },
   "batch/log-batch-param-changed-value": { status: true, reason: "difference 18: 500 on the 2.17 file store" }
 }
@@ -173,11 +188,17 @@ const mapString = (expected: string, ctx: Context): string => {
 }
 
 const sortKeyed = (items: ReadonlyArray<Json>): ReadonlyArray<Json> =>
-  items.every((i) => i !== null && typeof i === "object" && !Array.isArray(i) && typeof (i as JsonObject)["key"] === "string")
+  items.every((i) =>
+      i !== null && typeof i === "object" && !Array.isArray(i) && typeof (i as JsonObject)["key"] === "string"
+    )
     ? [...items].sort((a, b) => {
       const ka = String((a as JsonObject)["key"])
       const kb = String((b as JsonObject)["key"])
-      return ka < kb ? -1 : ka > kb ? 1 : Number((a as JsonObject)["step"] ?? 0) - Number((b as JsonObject)["step"] ?? 0)
+      return ka < kb
+        ? -1
+        : ka > kb
+        ? 1
+        : Number((a as JsonObject)["step"] ?? 0) - Number((b as JsonObject)["step"] ?? 0)
     })
     : items
 
@@ -189,14 +210,18 @@ const compare = (expected: Json, actual: Json | undefined, path: string, ctx: Co
   }
   if (Array.isArray(expected)) {
     if (!Array.isArray(actual)) return void out.push(`${path}: expected an array`)
-    if (expected.length !== actual.length) return void out.push(`${path}: ${actual.length} items, recorded ${expected.length}`)
+    if (expected.length !== actual.length) {
+      return void out.push(`${path}: ${actual.length} items, recorded ${expected.length}`)
+    }
     const e = ctx.unordered ? sortKeyed(expected) : expected
     const a = ctx.unordered ? sortKeyed(actual as ReadonlyArray<Json>) : (actual as ReadonlyArray<Json>)
     e.forEach((item, i) => compare(item, a[i], `${path}[${i}]`, ctx, out))
     return
   }
   if (expected !== null && typeof expected === "object") {
-    if (actual === null || typeof actual !== "object" || Array.isArray(actual)) return void out.push(`${path}: expected an object`)
+    if (actual === null || typeof actual !== "object" || Array.isArray(actual)) {
+      return void out.push(`${path}: expected an object`)
+    }
     const o = expected as JsonObject
     const a = actual as JsonObject
     const ek = Object.keys(o).sort()
@@ -214,11 +239,17 @@ const compare = (expected: Json, actual: Json | undefined, path: string, ctx: Co
   }
   if (!ctx.values) return
   const want = typeof expected === "string" ? mapString(expected, ctx) : expected
-  if (want !== actual) out.push(`${path}: ${JSON.stringify(actual)?.slice(0, 120)}, recorded ${JSON.stringify(want)?.slice(0, 120)}`)
+  if (want !== actual) {
+    out.push(`${path}: ${JSON.stringify(actual)?.slice(0, 120)}, recorded ${JSON.stringify(want)?.slice(0, 120)}`)
+  }
 }
 
 /** Where a captured value sits in the recorded reply, to read ours from the same place. */
-const findPath = (json: Json, value: string, path: ReadonlyArray<string | number> = []): ReadonlyArray<string | number> | undefined => {
+const findPath = (
+  json: Json,
+  value: string,
+  path: ReadonlyArray<string | number> = []
+): ReadonlyArray<string | number> | undefined => {
   if (json === value) return path
   if (Array.isArray(json)) {
     for (const [i, item] of json.entries()) {
@@ -266,7 +297,11 @@ const replayStep = async (
   const body = requestBody(req, r.captures)
   const headers: Record<string, string> = {}
   if (req.contentType !== null) headers["content-type"] = req.contentType
-  const response = await fetch(`${r.emulator().url}${path}`, { method: req.method, headers, ...(body === undefined ? {} : { body }) })
+  const response = await fetch(`${r.emulator().url}${path}`, {
+    method: req.method,
+    headers,
+    ...(body === undefined ? {} : { body })
+  })
   const bytes = new Uint8Array(await response.arrayBuffer())
   const raw = new TextDecoder().decode(bytes)
   const want = line.response
@@ -288,7 +323,9 @@ const replayStep = async (
       return problems
     }
     const layout = want.jsonStyle === "python-oneline" ? pythonJson(json) : JSON.stringify(json, null, 2)
-    if (want.jsonStyle !== "raw" && layout !== raw) problems.push(`layout is not ${want.jsonStyle}: ${raw.slice(0, 120)}`)
+    if (want.jsonStyle !== "raw" && layout !== raw) {
+      problems.push(`layout is not ${want.jsonStyle}: ${raw.slice(0, 120)}`)
+    }
     const endpoint = req.path.replace(/^\/(?:ajax-)?api\/2\.0\/mlflow\//, "").split("?")[0]!
     const wantJson = normalize(want.json, endpoint)
     // captures first, so that this step's own ids compare as equal: read ours where the recorded value sits
@@ -313,13 +350,21 @@ const replayStep = async (
     if (wantJson !== null && typeof wantJson === "object" && "error_code" in wantJson) {
       if (accepted?.status === true) return problems
       const code = (json as JsonObject)["error_code"]
-      if (code !== wantJson["error_code"]) problems.push(`error_code ${String(code)}, recorded ${String(wantJson["error_code"])}`)
+      if (code !== wantJson["error_code"]) {
+        problems.push(`error_code ${String(code)}, recorded ${String(wantJson["error_code"])}`)
+      }
     } else if (accepted?.sortRuns === true) {
       // run ids are random: ties in start_time and run_id order come out differently; the order itself is checked
-      const byName = (j: Json) => ({ runs: [...((j as { runs?: ReadonlyArray<Json> }).runs ?? [])].sort((a, b) => runName(a).localeCompare(runName(b))) })
+      const byName = (j: Json) => ({
+        runs: [...((j as { runs?: ReadonlyArray<Json> }).runs ?? [])].sort((a, b) =>
+          runName(a).localeCompare(runName(b))
+        )
+      })
       compare(byName(wantJson), byName(json), "$", { ids: r.ids, unordered, values: true }, problems)
       const order = (req.json as { order_by?: ReadonlyArray<string> } | undefined)?.order_by ?? []
-      const runs = ((json as { runs?: ReadonlyArray<Json> }).runs ?? []).map((x) => (x as { info: { start_time: number; run_id: string } }).info)
+      const runs = ((json as { runs?: ReadonlyArray<Json> }).runs ?? []).map((x) =>
+        (x as { info: { start_time: number; run_id: string } }).info
+      )
       const idDesc = order.includes("attributes.run_id DESC")
       const startAsc = order.includes("attributes.start_time ASC")
       for (let i = 1; i < runs.length; i++) {
@@ -338,7 +383,8 @@ const replayStep = async (
         problems.push(`${header} ${response.headers.get(header)}, recorded ${want.headers[header]}`)
       }
     }
-    const expectSha = line.check?.expectSha256 ?? (want.contentType?.startsWith("text/html") ? undefined : want.bodySha256)
+    const expectSha = line.check?.expectSha256 ??
+      (want.contentType?.startsWith("text/html") ? undefined : want.bodySha256)
     const sha = createHash("sha256").update(bytes).digest("hex")
     if (expectSha !== undefined && sha !== expectSha) problems.push(`body sha256 ${sha}, recorded ${expectSha}`)
   }
@@ -415,7 +461,13 @@ for (const { differences, file, normalize, options, unordered } of FILES) {
         for (const line of steps) {
           const id = `${scenario}/${line.step}`
           if (EXCLUDED[id] !== undefined) continue
-          const found = await replayStep(line, replayer, differences[id] ?? COMMON[id], unordered, normalize ?? ((j) => j))
+          const found = await replayStep(
+            line,
+            replayer,
+            differences[id] ?? COMMON[id],
+            unordered,
+            normalize ?? ((j) => j)
+          )
           replayed++
           for (const p of found) problems.push(`${line.step}: ${p}`)
         }

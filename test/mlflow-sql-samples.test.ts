@@ -11,9 +11,9 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { parseTarget, describeTarget } from "../src/cli/Store.js"
 import { Package } from "../src/asset/Package.js"
 import { StateId } from "../src/asset/StateId.js"
+import { describeTarget, parseTarget } from "../src/cli/Store.js"
 import { Mlflow } from "../src/mlflow/Mlflow.js"
 import * as MlflowSql from "../src/mlflow/MlflowSql.js"
 import * as SqlUri from "../src/mlflow/sql/uri.js"
@@ -48,13 +48,17 @@ const run = <A, E>(uri: string, body: Effect.Effect<A, E, Mlflow | NodeContext.N
   Effect.runPromise(
     body.pipe(
       Effect.scoped,
-      Effect.provide(Layer.provideMerge(MlflowSql.layer({ uri, artifactRoot: join(temp, "artifacts") }), NodeContext.layer))
+      Effect.provide(
+        Layer.provideMerge(MlflowSql.layer({ uri, artifactRoot: join(temp, "artifacts") }), NodeContext.layer)
+      )
     )
   )
 
 /** The failure of a body on a fresh layer, as `_tag: message` (the text a user would see). */
 const failure = async <A, E>(uri: string, body: Effect.Effect<A, E, Mlflow>): Promise<string> => {
-  const exit = await Effect.runPromiseExit(body.pipe(Effect.provide(MlflowSql.layer({ uri })), Effect.provide(NodeContext.layer)))
+  const exit = await Effect.runPromiseExit(
+    body.pipe(Effect.provide(MlflowSql.layer({ uri })), Effect.provide(NodeContext.layer))
+  )
   if (Exit.isSuccess(exit)) return "success"
   const error = Cause.failureOption(exit.cause)
   if (Option.isNone(error)) return `defect: ${Cause.pretty(exit.cause)}`
@@ -134,7 +138,10 @@ describeSqlite("The sample databases read back as ForML wrote them", () => {
       const expected = JSON.parse(readFileSync(join(SAMPLE, version, "forml-lifecycle.read.json"), "utf8")) as ReadJson
       const got = await run(
         `sqlite:///${db}`,
-        Effect.flatMap(MlflowRegistry.make({ repoid: "" }), (registry) => Effect.provideService(readAll, Registry, registry))
+        Effect.flatMap(
+          MlflowRegistry.make({ repoid: "" }),
+          (registry) => Effect.provideService(readAll, Registry, registry)
+        )
       )
       // ForML's script lists every experiment (Default too, with no release), the registry ForML's projects only;
       // every field it printed is compared but the training timestamps (their text is Python's, not a key)
@@ -154,12 +161,19 @@ describeSqlite("The sample databases read back as ForML wrote them", () => {
   }
 
   it("the file store migrated by `mlflow migrate-filestore` (18-digit experiment ids)", async () => {
-    const db = sampleCopy("migrate-filestore", "filestore-migrated.db", "file:///srv/forml-sample/mlruns/", `file://${sharedPath("mlflow-filestore-sample", "mlruns")}/`)
+    const db = sampleCopy(
+      "migrate-filestore",
+      "filestore-migrated.db",
+      "file:///srv/forml-sample/mlruns/",
+      `file://${sharedPath("mlflow-filestore-sample", "mlruns")}/`
+    )
     const got = await run(
       `sqlite:///${db}`,
       Effect.gen(function*() {
         const mlflow = yield* Mlflow
-        const experiments = Chunk.toReadonlyArray(yield* Stream.runCollect(mlflow.searchExperiments({ viewType: "ALL" })))
+        const experiments = Chunk.toReadonlyArray(
+          yield* Stream.runCollect(mlflow.searchExperiments({ viewType: "ALL" }))
+        )
         const big = experiments.filter((e) => e.experimentId.length >= 18)
         // ids beyond 2^53 keep every digit, and find their experiment again
         for (const e of big) expect((yield* mlflow.getExperiment(e.experimentId)).name).toBe(e.name)
@@ -190,9 +204,15 @@ describeSqlite("A new database", () => {
       d.prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name").all()
     expect(schema(ours)).toEqual(schema(theirs))
     expect(ours.prepare("SELECT * FROM alembic_version").all()).toEqual([{ version_num: "f5a4f2784254" }])
-    expect(ours.prepare("SELECT experiment_id, name, artifact_location, lifecycle_stage FROM experiments").all()).toEqual([
-      { experiment_id: 0, name: "Default", artifact_location: `${join(temp, "artifacts")}/0`, lifecycle_stage: "active" }
-    ])
+    expect(ours.prepare("SELECT experiment_id, name, artifact_location, lifecycle_stage FROM experiments").all())
+      .toEqual([
+        {
+          experiment_id: 0,
+          name: "Default",
+          artifact_location: `${join(temp, "artifacts")}/0`,
+          lifecycle_stage: "active"
+        }
+      ])
     expect(ours.pragma("journal_mode", { simple: true })).toBe("delete")
     ours.close()
     theirs.close()
@@ -226,17 +246,23 @@ describeSqlite("A new database", () => {
     for (const r of runs) {
       expect(r.run_uuid).toMatch(/^[0-9a-f]{32}$/)
       expect(r.artifact_uri).toBe(`${r.artifact_location}/${r.run_uuid}/artifacts`)
-      const tag = ours.prepare("SELECT value FROM tags WHERE run_uuid = ? AND key = 'mlflow.runName'").get(r.run_uuid) as { value: string }
+      const tag = ours.prepare("SELECT value FROM tags WHERE run_uuid = ? AND key = 'mlflow.runName'").get(
+        r.run_uuid
+      ) as { value: string }
       expect(tag.value).toBe(r.name)
     }
-    const experiment = ours.prepare("SELECT experiment_id, artifact_location FROM experiments WHERE name = 'helloworld'").get() as {
+    const experiment = ours.prepare(
+      "SELECT experiment_id, artifact_location FROM experiments WHERE name = 'helloworld'"
+    ).get() as {
       experiment_id: number
       artifact_location: string
     }
     expect(experiment).toEqual({ experiment_id: 1, artifact_location: `${join(temp, "artifacts")}/1` })
     // the release run carries the tags ForML's provider gave it
     const keys = (d: Database, level: string) =>
-      (d.prepare("SELECT t.key FROM tags t JOIN tags l ON l.run_uuid = t.run_uuid AND l.key = 'forml.level' AND l.value = ? ORDER BY t.key").all(level) as Array<{ key: string }>)
+      (d.prepare(
+        "SELECT t.key FROM tags t JOIN tags l ON l.run_uuid = t.run_uuid AND l.key = 'forml.level' AND l.value = ? ORDER BY t.key"
+      ).all(level) as Array<{ key: string }>)
         .map((r) => r.key)
     for (const k of keys(sample, "release")) expect(keys(ours, "release")).toContain(k)
     ours.close()
@@ -295,7 +321,9 @@ describeSqlite("Schemas this layer cannot use are refused with one line naming t
     const db = join(file, "junk.db")
     writeFileSync(db, "this is not a sqlite file, only text that is long enough to be read as a header".repeat(20))
     const before = readFileSync(db)
-    expect(await failure(`sqlite:///${db}`, Effect.flatMap(Mlflow, (m) => m.getExperiment("0")))).toMatch(/^StorageError: /)
+    expect(await failure(`sqlite:///${db}`, Effect.flatMap(Mlflow, (m) => m.getExperiment("0")))).toMatch(
+      /^StorageError: /
+    )
     expect(Buffer.compare(readFileSync(db), before)).toBe(0)
   })
 
@@ -327,7 +355,9 @@ describe("Database tracking URIs", () => {
     for (const uri of ["mysql://u:p@h:3306/db", "mysql+pymysql://u:p@h/db", "mariadb://u:p@h/db"]) {
       expect(Either.getOrThrow(SqlUri.parse(uri)).dialect, uri).toBe("mysql")
     }
-    for (const bad of ["sqlite://host/x.db", "sqlite:///", "sqlite:///:memory:", "postgresql://u:p@h", "mssql://u:p@h/db"]) {
+    for (
+      const bad of ["sqlite://host/x.db", "sqlite:///", "sqlite:///:memory:", "postgresql://u:p@h", "mssql://u:p@h/db"]
+    ) {
       expect(Either.isLeft(SqlUri.parse(bad)), bad).toBe(true)
     }
   })
@@ -340,7 +370,10 @@ describe("Database tracking URIs", () => {
     const target = Either.getOrThrow(parseTarget(`mysql+pymysql://me:${secret}@127.0.0.1:1/db`))
     expect(target._tag).toBe("Sql")
     expect(describeTarget(target)).not.toContain(secret)
-    const text = await failure(`postgresql://me:${secret}@127.0.0.1:1/db`, Effect.flatMap(Mlflow, (m) => m.getExperiment("0")))
+    const text = await failure(
+      `postgresql://me:${secret}@127.0.0.1:1/db`,
+      Effect.flatMap(Mlflow, (m) => m.getExperiment("0"))
+    )
     expect(text).toMatch(/^StorageError: /)
     expect(text).not.toContain(secret)
   })

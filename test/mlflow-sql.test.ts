@@ -10,9 +10,9 @@ import { afterAll, describe, expect, it } from "vitest"
 import { Mlflow } from "../src/mlflow/Mlflow.js"
 import { mlflowContract } from "./contract/mlflow.js"
 import { registryContract } from "./contract/registry.js"
+import { mainJs, runProgram } from "./support/cli.js"
 import { sqlLayer } from "./support/databases.js"
 import { PG_PASSWORD, startPostgres } from "./support/postgres.js"
-import { mainJs, runProgram } from "./support/cli.js"
 import { sqliteMissing } from "./support/sqlite.js"
 
 /** A sqlite database in a fresh temporary directory (artifacts under it), removed with the layer. */
@@ -55,39 +55,43 @@ if (typeof pg === "string") {
 const hostile = (name: string, layer: Layer.Layer<Mlflow, unknown>) =>
   describe(`Hostile input: ${name}`, () => {
     it("ids, names and values that would be SQL are data; ids no row can have are NotFound; nothing breaks", () =>
-      Effect.runPromise(Effect.gen(function*() {
-        const m = yield* Mlflow
-        const name = `x'); DROP TABLE runs; -- "${Date.now()}"`
-        const id = yield* m.createExperiment(name, { tags: [{ key: "q", value: "a'b\"c\\\\d" }] })
-        expect((yield* m.getExperimentByName(name)).experimentId).toBe(id)
-        expect((yield* m.getExperiment(id)).tag("q")).toEqual(Option.some("a'b\"c\\\\d"))
-        for (const bad of ["1 OR 1=1", "0; DROP TABLE runs", "-1", "1e3", " 1", "99999999999999999999", "", "0x1"]) {
-          expect(yield* Effect.flip(m.getExperiment(bad)), bad).toMatchObject({ _tag: "NotFound" })
-          expect(yield* Effect.flip(m.deleteExperiment(bad)), bad).toMatchObject({ _tag: "NotFound" })
-          expect(yield* Effect.flip(m.createRun({ experimentId: bad })), bad).toMatchObject({ _tag: "NotFound" })
-          expect(Chunk.size(yield* Stream.runCollect(m.searchRuns({ experimentIds: [bad] }))), bad).toBe(0)
-        }
-        for (const bad of ["' OR '1'='1", "x".repeat(10_000), "%", "_"]) {
-          expect(yield* Effect.flip(m.getRun(bad))).toMatchObject({ _tag: "NotFound" })
-          expect(yield* Effect.flip(m.setTag(bad, "k", "v"))).toMatchObject({ _tag: "NotFound" })
-        }
-        const run = yield* m.createRun({ experimentId: id, runName: "r'; --" })
-        const long = "é".repeat(9000)
-        yield* m.setTags(run.runId, [
-          { key: "long", value: long },
-          ...Array.from({ length: 250 }, (_, i) => ({ key: `k${i}`, value: `'${i}"` }))
-        ])
-        const got = yield* m.getRun(run.runId)
-        expect(got.info.runName).toBe("r'; --")
-        expect(Option.getOrThrow(got.tag("long"))).toBe("é".repeat(8000))
-        expect(Option.getOrThrow(got.tag("k249"))).toBe("'249\"")
-        // a value the database cannot store (PostgreSQL refuses NUL) is a typed error, not a crash
-        const nul = yield* Effect.either(m.setTag(run.runId, "nul", "a\u0000b"))
-        if (nul._tag === "Left") expect(nul.left).toMatchObject({ _tag: "StorageError" })
-        // everything is still there
-        expect((yield* m.getRun(run.runId)).tags.length).toBeGreaterThanOrEqual(252)
-        expect((yield* m.getExperiment("0")).name).toBe("Default")
-      }).pipe(Effect.provide(layer))), 30_000)
+      Effect.runPromise(
+        Effect.gen(function*() {
+          const m = yield* Mlflow
+          const name = `x'); DROP TABLE runs; -- "${Date.now()}"`
+          const id = yield* m.createExperiment(name, { tags: [{ key: "q", value: "a'b\"c\\\\d" }] })
+          expect((yield* m.getExperimentByName(name)).experimentId).toBe(id)
+          expect((yield* m.getExperiment(id)).tag("q")).toEqual(Option.some("a'b\"c\\\\d"))
+          for (const bad of ["1 OR 1=1", "0; DROP TABLE runs", "-1", "1e3", " 1", "99999999999999999999", "", "0x1"]) {
+            expect(yield* Effect.flip(m.getExperiment(bad)), bad).toMatchObject({ _tag: "NotFound" })
+            expect(yield* Effect.flip(m.deleteExperiment(bad)), bad).toMatchObject({ _tag: "NotFound" })
+            expect(yield* Effect.flip(m.createRun({ experimentId: bad })), bad).toMatchObject({ _tag: "NotFound" })
+            expect(Chunk.size(yield* Stream.runCollect(m.searchRuns({ experimentIds: [bad] }))), bad).toBe(0)
+          }
+          for (const bad of ["' OR '1'='1", "x".repeat(10_000), "%", "_"]) {
+            expect(yield* Effect.flip(m.getRun(bad))).toMatchObject({ _tag: "NotFound" })
+            expect(yield* Effect.flip(m.setTag(bad, "k", "v"))).toMatchObject({ _tag: "NotFound" })
+          }
+          const run = yield* m.createRun({ experimentId: id, runName: "r'; --" })
+          const long = "é".repeat(9000)
+          yield* m.setTags(run.runId, [
+            { key: "long", value: long },
+            ...Array.from({ length: 250 }, (_, i) => ({ key: `k${i}`, value: `'${i}"` }))
+          ])
+          const got = yield* m.getRun(run.runId)
+          expect(got.info.runName).toBe("r'; --")
+          expect(Option.getOrThrow(got.tag("long"))).toBe("é".repeat(8000))
+          expect(Option.getOrThrow(got.tag("k249"))).toBe("'249\"")
+          // a value the database cannot store (PostgreSQL refuses NUL) is a typed error, not a crash
+          const nul = yield* Effect.either(m.setTag(run.runId, "nul", "a\u0000b"))
+          if (nul._tag === "Left") {
+            expect(nul.left).toMatchObject({ _tag: "StorageError" })
+          }
+          // everything is still there
+          expect((yield* m.getRun(run.runId)).tags.length).toBeGreaterThanOrEqual(252)
+          expect((yield* m.getExperiment("0")).name).toBe("Default")
+        }).pipe(Effect.provide(layer))
+      ), 30_000)
   })
 
 if (sqliteMissing === undefined) hostile("sqlite", tempSqlite)

@@ -10,13 +10,13 @@ import { readdirSync, readFileSync } from "node:fs"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { parse as parseYaml } from "yaml"
+import { startEmulator } from "../emulator/index.js"
 import * as Demo from "../src/cli/Demo.js"
 import * as MlflowMemory from "../src/mlflow/MlflowMemory.js"
 import { MlflowMemoryHandle } from "../src/mlflow/MlflowMemory.js"
 import * as Layout from "../src/registry/layout.js"
 import { MlflowRegistry } from "../src/registry/MlflowRegistry.js"
 import { cli, isBuilt, tempDir } from "./support/cli.js"
-import { startEmulator } from "../emulator/index.js"
 
 /** One run as the UI lists it. */
 interface Shown {
@@ -97,44 +97,49 @@ describe("what MLflow's UI shows after `forml-mlflow demo`", () => {
     if (!isBuilt()) throw new Error("dist/ is missing: run `npm run build` before these tests")
   })
 
-  it("on a server (the emulator), through the REST API the UI reads: runs/search and runs/get", () =>
-    Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-      const emulator = yield* startEmulator()
-      const result = yield* Effect.promise(() =>
-        cli(["--tracking-uri", emulator.url, "demo"], { cwd: scratch.dir })
-      )
-      expect(result.code, result.stderr).toBe(0)
-      const api = `${emulator.url}/api/2.0/mlflow`
-      const json = (url: string, body?: unknown) =>
-        Effect.promise(async () => {
-          const response = await fetch(url, body === undefined ? {} : {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body: JSON.stringify(body)
+  it(
+    "on a server (the emulator), through the REST API the UI reads: runs/search and runs/get",
+    () =>
+      Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+        const emulator = yield* startEmulator()
+        const result = yield* Effect.promise(() => cli(["--tracking-uri", emulator.url, "demo"], { cwd: scratch.dir }))
+        expect(result.code, result.stderr).toBe(0)
+        const api = `${emulator.url}/api/2.0/mlflow`
+        const json = (url: string, body?: unknown) =>
+          Effect.promise(async () => {
+            const response = await fetch(
+              url,
+              body === undefined ? {} : {
+                method: "POST",
+                headers: { "content-type": "application/json" },
+                body: JSON.stringify(body)
+              }
+            )
+            expect(response.status, url).toBe(200)
+            return (await response.json()) as Record<string, unknown>
           })
-          expect(response.status, url).toBe(200)
-          return (await response.json()) as Record<string, unknown>
-        })
-      const experiment = (yield* json(`${api}/experiments/get-by-name?experiment_name=forml-demo`))[
-        "experiment"
-      ] as { experiment_id: string }
-      const found = (yield* json(`${api}/runs/search`, {
-        experiment_ids: [experiment.experiment_id],
-        order_by: ["attributes.start_time ASC"]
-      }))["runs"] as ReadonlyArray<WireRun>
-      const runs = found.map(fromWire)
-      checkShown(runs)
-      // a run opened on its own page says the same
-      for (const run of runs) {
-        const got = (yield* json(`${api}/runs/get?run_id=${run.runId}`))["run"] as WireRun
-        expect(fromWire(got)).toEqual(run)
-      }
-      // the metric history the UI charts: one point per generation, at its number
-      const history = (yield* json(
-        `${api}/metrics/get-history?run_id=${runs[4]!.runId}&metric_key=${Layout.METRIC.score}`
-      ))["metrics"] as ReadonlyArray<{ value: number; step: number }>
-      expect(history.map((m) => [m.value, m.step])).toEqual([[0.77, 2]])
-    }))), 60_000)
+        const experiment = (yield* json(`${api}/experiments/get-by-name?experiment_name=forml-demo`))[
+          "experiment"
+        ] as { experiment_id: string }
+        const found = (yield* json(`${api}/runs/search`, {
+          experiment_ids: [experiment.experiment_id],
+          order_by: ["attributes.start_time ASC"]
+        }))["runs"] as ReadonlyArray<WireRun>
+        const runs = found.map(fromWire)
+        checkShown(runs)
+        // a run opened on its own page says the same
+        for (const run of runs) {
+          const got = (yield* json(`${api}/runs/get?run_id=${run.runId}`))["run"] as WireRun
+          expect(fromWire(got)).toEqual(run)
+        }
+        // the metric history the UI charts: one point per generation, at its number
+        const history = (yield* json(
+          `${api}/metrics/get-history?run_id=${runs[4]!.runId}&metric_key=${Layout.METRIC.score}`
+        ))["metrics"] as ReadonlyArray<{ value: number; step: number }>
+        expect(history.map((m) => [m.value, m.step])).toEqual([[0.77, 2]])
+      }))),
+    60_000
+  )
 
   it("in the file store, as MLflow writes it: meta.yaml run_name, status 3, end_time; metrics files", async () => {
     const root = path.join(scratch.dir, "mlruns")
@@ -144,7 +149,8 @@ describe("what MLflow's UI shows after `forml-mlflow demo`", () => {
       .map((e) => path.join(root, e))
       .find((dir) => {
         try {
-          return (parseYaml(readFileSync(path.join(dir, "meta.yaml"), "utf-8")) as { name?: string }).name === "forml-demo"
+          return (parseYaml(readFileSync(path.join(dir, "meta.yaml"), "utf-8")) as { name?: string }).name ===
+            "forml-demo"
         } catch {
           return false
         }
@@ -198,26 +204,28 @@ describe("what MLflow's UI shows after `forml-mlflow demo`", () => {
   }, 60_000)
 
   it("on the in-memory store: names, status, end times and metrics", () =>
-    Effect.runPromise(Effect.gen(function*() {
-      yield* Demo.run()
-      const handle = yield* MlflowMemoryHandle
-      const snapshot = yield* handle.snapshot
-      const runs = snapshot.runs.map((r): Shown => ({
-        name: r.info.runName,
-        status: r.info.status,
-        endTime: r.info.endTime,
-        level: Option.getOrUndefined(r.tag(Layout.TAG.level)),
-        parent: Option.getOrUndefined(r.tag(Layout.TAG.parent)),
-        runId: r.runId,
-        note: Option.getOrUndefined(r.tag(Layout.TAG.note)),
-        metrics: Object.fromEntries(
-          (snapshot.metrics.get(r.runId) ?? []).map((m) => [m.key, { value: m.value, step: m.step }])
-        )
-      }))
-      checkShown(runs)
-    }).pipe(
-      Effect.scoped,
-      Effect.provide(MlflowRegistry.layer().pipe(Layer.provideMerge(MlflowMemory.layer()))),
-      Effect.provide(NodeContext.layer)
-    )))
+    Effect.runPromise(
+      Effect.gen(function*() {
+        yield* Demo.run()
+        const handle = yield* MlflowMemoryHandle
+        const snapshot = yield* handle.snapshot
+        const runs = snapshot.runs.map((r): Shown => ({
+          name: r.info.runName,
+          status: r.info.status,
+          endTime: r.info.endTime,
+          level: Option.getOrUndefined(r.tag(Layout.TAG.level)),
+          parent: Option.getOrUndefined(r.tag(Layout.TAG.parent)),
+          runId: r.runId,
+          note: Option.getOrUndefined(r.tag(Layout.TAG.note)),
+          metrics: Object.fromEntries(
+            (snapshot.metrics.get(r.runId) ?? []).map((m) => [m.key, { value: m.value, step: m.step }])
+          )
+        }))
+        checkShown(runs)
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(MlflowRegistry.layer().pipe(Layer.provideMerge(MlflowMemory.layer()))),
+        Effect.provide(NodeContext.layer)
+      )
+    ))
 })

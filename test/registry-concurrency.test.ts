@@ -6,8 +6,8 @@ import type { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { Context, Effect, Layer, Option } from "effect"
 import type { Duration, Scope } from "effect"
-import { describe, expect, it } from "vitest"
 import { randomUUID } from "node:crypto"
+import { describe, expect, it } from "vitest"
 import { Package } from "../src/asset/Package.js"
 import { StateId } from "../src/asset/StateId.js"
 import { Mlflow } from "../src/mlflow/Mlflow.js"
@@ -26,14 +26,15 @@ const release = key.release("1")
 /** `n` registry instances, each its own layer, all over the one store of `handle`. */
 const instances = (handle: MlflowMemoryHandle.Service, n: number, options: MlflowRegistryOptions = {}) =>
   Effect.forEach(Array.from({ length: n }), () =>
-    Layer.build(MlflowRegistry.layer(options).pipe(
-      Layer.provide(Layer.merge(Layer.succeed(Mlflow, handle.mlflow), NodeContext.layer))
-    )).pipe(Effect.map((context) => Context.get(context, Registry))))
+    Layer.build(
+      MlflowRegistry.layer(options).pipe(
+        Layer.provide(Layer.merge(Layer.succeed(Mlflow, handle.mlflow), NodeContext.layer))
+      )
+    ).pipe(Effect.map((context) => Context.get(context, Registry))))
 
 const withStore = <A, E>(
   body: (handle: MlflowMemoryHandle.Service) => Effect.Effect<A, E, Scope.Scope | FileSystem.FileSystem>
-) =>
-  Effect.runPromise(Effect.scoped(Effect.flatMap(MlflowMemory.make(), body)).pipe(Effect.provide(NodeContext.layer)))
+) => Effect.runPromise(Effect.scoped(Effect.flatMap(MlflowMemory.make(), body)).pipe(Effect.provide(NodeContext.layer)))
 
 const tag = (run: Run, k: string) => Option.getOrUndefined(run.tag(k))
 
@@ -46,8 +47,13 @@ const runsAt = (handle: MlflowMemoryHandle.Service, level: "release" | "generati
   }))
 
 /** Per-method delays that make concurrent callers interleave at every request. */
-const interleave = (handle: MlflowMemoryHandle.Service, delays: Partial<Record<MethodName | "*", Duration.DurationInput>>) =>
-  Effect.forEach(Object.entries(delays), ([method, d]) => handle.delay(method as MethodName | "*", d!), { discard: true })
+const interleave = (
+  handle: MlflowMemoryHandle.Service,
+  delays: Partial<Record<MethodName | "*", Duration.DurationInput>>
+) =>
+  Effect.forEach(Object.entries(delays), ([method, d]) => handle.delay(method as MethodName | "*", d!), {
+    discard: true
+  })
 
 const SCHEDULES: ReadonlyArray<Partial<Record<MethodName | "*", Duration.DurationInput>>> = [
   {},
@@ -123,7 +129,8 @@ describe("racing registry instances converge", () => {
               expect(yield* t.reg.read(project, release, generation, sid)).toEqual(bytes(`t${j}s${k}`))
             }
           }
-        })))
+        })
+      ))
   }
 
   it("instances sharing a session write into one training run, and any of them closes it", () =>
@@ -146,7 +153,8 @@ describe("racing registry instances converge", () => {
         for (const [j, sid] of sids.entries()) {
           expect(yield* publisher!.read(project, release, key.generation(1), sid)).toEqual(bytes(`s${j}`))
         }
-      })))
+      })
+    ))
 
   it("a commit abandoned half-way (no end time) does not block a close for longer than commitWait", () =>
     withStore((handle) =>
@@ -171,5 +179,6 @@ describe("racing registry instances converge", () => {
         expect(elapsed).toBeGreaterThanOrEqual(150)
         expect(elapsed).toBeLessThan(5000)
         expect(yield* reg!.read(project, release, key.generation(1), sid)).toEqual(bytes("x"))
-      })))
+      })
+    ))
 })

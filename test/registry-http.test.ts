@@ -5,14 +5,14 @@
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { Effect, Layer, Option } from "effect"
 import { describe, expect, it } from "vitest"
+import { startEmulator } from "../emulator/index.js"
+import type { EmulatorOptions } from "../emulator/index.js"
 import { Package } from "../src/asset/Package.js"
 import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import * as Layout from "../src/registry/layout.js"
 import * as MlflowRegistry from "../src/registry/MlflowRegistry.js"
 import { registryContract } from "./contract/registry.js"
 import { activeRuns, helloworldZip, key, Probe, store, unique } from "./reliability/support.js"
-import { startEmulator } from "../emulator/index.js"
-import type { EmulatorOptions } from "../emulator/index.js"
 
 const platform = Layer.merge(NodeHttpClient.layerUndici, NodeContext.layer)
 /** No waiting between retries: the emulator answers at once. */
@@ -48,21 +48,23 @@ if (realServer !== undefined && realServer !== "") {
 
 describe("MlflowRegistry over MlflowHttp: a run creation whose reply is lost", () => {
   it("converges on the run it made even when the retry then fails, leaving one release run carrying its token", () =>
-    Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-      const emulator = Option.getOrThrow((yield* Probe).emulator)
-      const repoid = unique("lost")
-      // the reply of the first create is cut short (the run exists), the look-up before the retry fails, and the
-      // retried create is refused: the registry finds the run by its token and keeps it
-      emulator.fault({ truncate: true, match: { path: "runs/create" } })
-      emulator.fault({ status: 400, errorCode: "INVALID_PARAMETER_VALUE", match: { path: "runs/search" } })
-      emulator.fault({ status: 400, errorCode: "INVALID_PARAMETER_VALUE", match: { path: "runs/create" } })
-      const registry = yield* MlflowRegistry.make({ repoid })
-      yield* registry.push(yield* Package.open(helloworldZip))
-      expect(emulator.count({ path: "runs/create" })).toBe(2)
-      const runs = yield* activeRuns(`helloworld@${repoid}`)
-      expect(runs).toHaveLength(1)
-      expect(Option.isSome(runs[0]!.tag(Layout.TAG.create))).toBe(true)
-      expect(Layout.isPublished(runs[0]!)).toBe(true)
-      expect((yield* registry.pull(key.project("helloworld"), key.release("1"))).manifest.name).toBe("helloworld")
-    })).pipe(Effect.provide(store("http")))))
+    Effect.runPromise(
+      Effect.scoped(Effect.gen(function*() {
+        const emulator = Option.getOrThrow((yield* Probe).emulator)
+        const repoid = unique("lost")
+        // the reply of the first create is cut short (the run exists), the look-up before the retry fails, and the
+        // retried create is refused: the registry finds the run by its token and keeps it
+        emulator.fault({ truncate: true, match: { path: "runs/create" } })
+        emulator.fault({ status: 400, errorCode: "INVALID_PARAMETER_VALUE", match: { path: "runs/search" } })
+        emulator.fault({ status: 400, errorCode: "INVALID_PARAMETER_VALUE", match: { path: "runs/create" } })
+        const registry = yield* MlflowRegistry.make({ repoid })
+        yield* registry.push(yield* Package.open(helloworldZip))
+        expect(emulator.count({ path: "runs/create" })).toBe(2)
+        const runs = yield* activeRuns(`helloworld@${repoid}`)
+        expect(runs).toHaveLength(1)
+        expect(Option.isSome(runs[0]!.tag(Layout.TAG.create))).toBe(true)
+        expect(Layout.isPublished(runs[0]!)).toBe(true)
+        expect((yield* registry.pull(key.project("helloworld"), key.release("1"))).manifest.name).toBe("helloworld")
+      })).pipe(Effect.provide(store("http")))
+    ))
 })

@@ -36,7 +36,10 @@ registryContract("MlflowMemory", () => MlflowMemory.layer())
 const withStore = <A, E>(
   body: Effect.Effect<A, E, Mlflow | MlflowMemoryHandle | FileSystem.FileSystem | Path.Path | Scope.Scope>,
   options: MlflowMemory.MlflowMemoryOptions = {}
-) => Effect.runPromise(body.pipe(Effect.scoped, Effect.provide(Layer.merge(MlflowMemory.layer(options), NodeContext.layer))))
+) =>
+  Effect.runPromise(
+    body.pipe(Effect.scoped, Effect.provide(Layer.merge(MlflowMemory.layer(options), NodeContext.layer)))
+  )
 
 /** Requests sent since the last reset: every call, with searches counted by page (as HTTP requests are). */
 const requests = Effect.gen(function*() {
@@ -123,31 +126,37 @@ describe("MlflowRegistry on MlflowMemory: requests, paging, faults", () => {
     })))
 
   it("searches page by 1000 to the end: 2500 generations, 1200 experiments", () =>
-    withStore(Effect.gen(function*() {
-      const handle = yield* MlflowMemoryHandle
-      const reg = yield* registry({ repoid: "big" })
-      yield* reg.push(yield* Package.open(helloworldZip))
-      const experiment = (yield* handle.snapshot).experiments.find((e) => e.name === "helloworld@big")!
-      const releaseRun = (yield* handle.snapshot).runs.find((r) => r.info.experimentId === experiment.experimentId)!
-      yield* handle.load({
-        experiments: Array.from({ length: 1200 }, (_, i) => ({ experimentId: `90${i}`, name: `foreign-${i}@big` })),
-        runs: Array.from({ length: 2500 }, (_, i) => ({
-          runId: `gen${i}`,
-          experimentId: experiment.experimentId,
-          tags: [...Layout.generationTags("big", releaseRun.runId, "s"), { key: Layout.TAG.commit, value: String(i + 1) }]
-        }))
-      })
-      yield* requests
-      const listed = yield* collect(reg.generations(project, release))
-      expect(listed).toHaveLength(2500)
-      expect(listed[2499]).toBe(2500)
-      expect((yield* requests).calls.searchRunsPage).toBe(3)
-      expect(yield* collect(reg.projects)).toEqual([project])
-      const projects = (yield* requests).calls
-      expect(projects.searchExperimentsPage).toBe(2)
-      // 1201 candidates: release runs searched in chunks of 100 experiments
-      expect(projects.searchRunsPage).toBe(13)
-    }), { trailingEmptyPage: false }))
+    withStore(
+      Effect.gen(function*() {
+        const handle = yield* MlflowMemoryHandle
+        const reg = yield* registry({ repoid: "big" })
+        yield* reg.push(yield* Package.open(helloworldZip))
+        const experiment = (yield* handle.snapshot).experiments.find((e) => e.name === "helloworld@big")!
+        const releaseRun = (yield* handle.snapshot).runs.find((r) => r.info.experimentId === experiment.experimentId)!
+        yield* handle.load({
+          experiments: Array.from({ length: 1200 }, (_, i) => ({ experimentId: `90${i}`, name: `foreign-${i}@big` })),
+          runs: Array.from({ length: 2500 }, (_, i) => ({
+            runId: `gen${i}`,
+            experimentId: experiment.experimentId,
+            tags: [...Layout.generationTags("big", releaseRun.runId, "s"), {
+              key: Layout.TAG.commit,
+              value: String(i + 1)
+            }]
+          }))
+        })
+        yield* requests
+        const listed = yield* collect(reg.generations(project, release))
+        expect(listed).toHaveLength(2500)
+        expect(listed[2499]).toBe(2500)
+        expect((yield* requests).calls.searchRunsPage).toBe(3)
+        expect(yield* collect(reg.projects)).toEqual([project])
+        const projects = (yield* requests).calls
+        expect(projects.searchExperimentsPage).toBe(2)
+        // 1201 candidates: release runs searched in chunks of 100 experiments
+        expect(projects.searchRunsPage).toBe(13)
+      }),
+      { trailingEmptyPage: false }
+    ))
 
   it("failures are not cached: a failed look-up is tried again by the next call", () =>
     withStore(Effect.gen(function*() {

@@ -4,18 +4,18 @@
  */
 import { HttpClient } from "@effect/platform"
 import type { HttpClientRequest } from "@effect/platform"
+import type { FileSystem, Path } from "@effect/platform"
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import { describe, expect, it } from "vitest"
-import type { FileSystem, Path } from "@effect/platform"
+import { type Emulator, type RequestRecord, startEmulator } from "../emulator/index.js"
 import { StateId } from "../src/asset/StateId.js"
 import { Mlflow } from "../src/mlflow/Mlflow.js"
 import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import * as Layout from "../src/registry/layout.js"
 import { MlflowRegistry } from "../src/registry/MlflowRegistry.js"
 import { collect, key, packages, tagWith } from "./contract/registry.js"
-import { type Emulator, type RequestRecord, startEmulator } from "../emulator/index.js"
 
 const PAGE = 1000
 
@@ -234,39 +234,47 @@ describe("round trips of the registry on MlflowHttp", () => {
   const searches = (sent: ReadonlyArray<Sent>) => sent.filter((s) => s.url.endsWith("/runs/search"))
 
   for (const n of [0, 1, 999, 1000, 1001, 2500, 10_000]) {
-    it(`listing ${n} generations of a release makes at most ceil(n / 1000) + 1 = ${Math.ceil(n / PAGE) + 1} requests`, () =>
-      onEmulator(({ counted, emulator, sent }) =>
-        Effect.gen(function*() {
-          yield* seed(emulator, n)
-          const reg = yield* MlflowRegistry.make()
-          yield* collect(reg.releases(project)) // resolves the release
-          const [generations, requests] = yield* counted(collect(reg.generations(project, release)))
-          expect(generations).toHaveLength(n)
-          if (n > 0) expect([generations[0], generations[n - 1]]).toEqual([1, n])
-          expectAtMost(requests, Math.ceil(n / PAGE) + 1)
-          expect(searches(sent).length).toBe(requests.length)
-          for (const s of searches(sent)) expect(s.json).toMatchObject({ max_results: PAGE })
-        })
-      ), 30_000)
+    it(
+      `listing ${n} generations of a release makes at most ceil(n / 1000) + 1 = ${Math.ceil(n / PAGE) + 1} requests`,
+      () =>
+        onEmulator(({ counted, emulator, sent }) =>
+          Effect.gen(function*() {
+            yield* seed(emulator, n)
+            const reg = yield* MlflowRegistry.make()
+            yield* collect(reg.releases(project)) // resolves the release
+            const [generations, requests] = yield* counted(collect(reg.generations(project, release)))
+            expect(generations).toHaveLength(n)
+            if (n > 0) expect([generations[0], generations[n - 1]]).toEqual([1, n])
+            expectAtMost(requests, Math.ceil(n / PAGE) + 1)
+            expect(searches(sent).length).toBe(requests.length)
+            for (const s of searches(sent)) expect(s.json).toMatchObject({ max_results: PAGE })
+          })
+        ),
+      30_000
+    )
   }
 
   for (const n of [1, 1000, 1001]) {
-    it(`listing ${n} releases of a project makes at most ceil(n / 1000) + 1 = ${Math.ceil(n / PAGE) + 1} requests`, () =>
-      onEmulator(({ counted, emulator, sent }) =>
-        Effect.gen(function*() {
-          yield* seed(emulator, 0, n)
-          const reg = yield* MlflowRegistry.make()
-          const [releases, requests] = yield* counted(collect(reg.releases(project)))
-          expect(releases).toHaveLength(n)
-          // the project's experiment is looked up once by name; the listing itself pages at 1000
-          const listing = requests.filter((r) => r.path.includes("runs/search"))
-          expectAtMost(listing, Math.ceil(n / PAGE) + 1)
-          expect(requests.length - listing.length).toBeLessThanOrEqual(1)
-          for (const s of searches(sent)) expect(s.json).toMatchObject({ max_results: PAGE })
-          // a second listing on the warm instance is the listing alone
-          const [, again] = yield* counted(collect(reg.releases(project)))
-          expectAtMost(again, Math.ceil(n / PAGE) + 1)
-        })
-      ), 30_000)
+    it(
+      `listing ${n} releases of a project makes at most ceil(n / 1000) + 1 = ${Math.ceil(n / PAGE) + 1} requests`,
+      () =>
+        onEmulator(({ counted, emulator, sent }) =>
+          Effect.gen(function*() {
+            yield* seed(emulator, 0, n)
+            const reg = yield* MlflowRegistry.make()
+            const [releases, requests] = yield* counted(collect(reg.releases(project)))
+            expect(releases).toHaveLength(n)
+            // the project's experiment is looked up once by name; the listing itself pages at 1000
+            const listing = requests.filter((r) => r.path.includes("runs/search"))
+            expectAtMost(listing, Math.ceil(n / PAGE) + 1)
+            expect(requests.length - listing.length).toBeLessThanOrEqual(1)
+            for (const s of searches(sent)) expect(s.json).toMatchObject({ max_results: PAGE })
+            // a second listing on the warm instance is the listing alone
+            const [, again] = yield* counted(collect(reg.releases(project)))
+            expectAtMost(again, Math.ceil(n / PAGE) + 1)
+          })
+        ),
+      30_000
+    )
   }
 })

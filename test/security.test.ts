@@ -24,6 +24,7 @@ import { randomBytes } from "node:crypto"
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { inspect } from "node:util"
+import { type Emulator, startEmulator } from "../emulator/index.js"
 import { Package } from "../src/asset/Package.js"
 import { StateId } from "../src/asset/StateId.js"
 import * as MlflowFileStore from "../src/mlflow/MlflowFileStore.js"
@@ -31,10 +32,9 @@ import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import * as Directory from "../src/registry/Directory.js"
 import { MlflowRegistry } from "../src/registry/MlflowRegistry.js"
 import { Registry } from "../src/registry/Registry.js"
-import { type Emulator, startEmulator } from "../emulator/index.js"
+import { bytes, collect, helloworldZip, key, trainedTag, treeSnapshot, unique } from "./reliability/support.js"
 import { runCli } from "./support/processes.js"
 import { hasOpenssl, httpsFront, makeCertificates } from "./support/tls.js"
-import { bytes, collect, helloworldZip, key, trainedTag, treeSnapshot, unique } from "./reliability/support.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Capturing every output of the library
@@ -45,7 +45,9 @@ const recorder = () => {
   const lines: Array<string> = []
   const logger = Logger.make(({ annotations, cause, logLevel, message, spans }) => {
     lines.push(
-      `${logLevel.label} ${inspect(message, { depth: 8 })} ${Cause.pretty(cause)} ${inspect([...annotations], { depth: 8 })}` +
+      `${logLevel.label} ${inspect(message, { depth: 8 })} ${Cause.pretty(cause)} ${
+        inspect([...annotations], { depth: 8 })
+      }` +
         ` ${List.toArray(spans).map((s) => s.label).join(",")}`
     )
   })
@@ -67,7 +69,11 @@ const recorder = () => {
           event(n, t, a)
         }
         span.end = (t, exit) => {
-          lines.push(`span ${name} end ${Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "ok"} ${inspect(span.attributes, { depth: 8 })}`)
+          lines.push(
+            `span ${name} end ${Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "ok"} ${
+              inspect(span.attributes, { depth: 8 })
+            }`
+          )
           end(t, exit)
         }
         return span
@@ -123,7 +129,8 @@ const expectClean = (texts: ReadonlyArray<string>, forbidden: ReadonlyArray<stri
 // Credentials
 // ---------------------------------------------------------------------------------------------------------------
 
-const env = (values: Record<string, string>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(values))))
+const env = (values: Record<string, string>) =>
+  Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(values))))
 
 const platform = Layer.merge(NodeHttpClient.layerUndici, NodeContext.layer)
 
@@ -142,11 +149,23 @@ const exercise = (emulator: Emulator, repoid: string) =>
     yield* Directory.closeNext(key.project("helloworld"), key.release("1"), trainedTag([sid]))
     expect(yield* Directory.state(key.project("helloworld"), undefined, undefined, 0)).toEqual(bytes("state"))
     const failures: ReadonlyArray<readonly [() => void, Effect.Effect<unknown, unknown, Registry>]> = [
-      [() => emulator.fault({ status: 401, body: "<html><title>401 Unauthorized</title></html>", contentType: "text/html" }), Directory.projects],
-      [() => emulator.fault({ status: 403, errorCode: "PERMISSION_DENIED" }), Directory.projects],
+      [
+        () =>
+          emulator.fault({
+            status: 401,
+            body: "<html><title>401 Unauthorized</title></html>",
+            contentType: "text/html"
+          }),
+        Directory.projects
+      ],
+      [() =>
+        emulator.fault({ status: 403, errorCode: "PERMISSION_DENIED" }), Directory.projects],
       [() => emulator.fault({ status: 503, times: 20 }), Directory.releases(key.project("helloworld"))],
       [() => emulator.fault({ reset: true, times: 20 }), Directory.projects],
-      [() => emulator.fault({ status: 200, body: "<html>sign in</html>", contentType: "text/html" }), Directory.projects],
+      [
+        () => emulator.fault({ status: 200, body: "<html>sign in</html>", contentType: "text/html" }),
+        Directory.projects
+      ],
       [() => undefined, Directory.releases(key.project("missing"))]
     ]
     for (const [fault, op] of failures) {
@@ -165,44 +184,57 @@ const exercise = (emulator: Emulator, repoid: string) =>
 
 describe("Credentials never appear", () => {
   for (const scheme of ["basic", "bearer", "in the URI"] as const) {
-    it.scopedLive(`${scheme}: not in logs, spans, errors or config values, though every request carries them`, () =>
-      Effect.gen(function*() {
-        const s = secrets()
-        const emulator = yield* startEmulator()
-        const uri = scheme === "in the URI"
-          ? emulator.url.replace("http://", `http://${s.user}:${encodeURIComponent(s.password)}@`)
-          : emulator.url
-        const variables: Record<string, string> = {
-          MLFLOW_TRACKING_URI: uri,
-          MLFLOW_HTTP_REQUEST_MAX_RETRIES: "1",
-          MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: "0",
-          MLFLOW_HTTP_REQUEST_BACKOFF_JITTER: "0",
-          ...(scheme === "basic" ? { MLFLOW_TRACKING_USERNAME: s.user, MLFLOW_TRACKING_PASSWORD: s.password } : {}),
-          ...(scheme === "bearer" ? { MLFLOW_TRACKING_TOKEN: s.token } : {})
-        }
-        const rec = recorder()
-        const repoid = unique("sec")
-        const settings = yield* MlflowHttp.config.pipe(env(variables))
-        const layer = MlflowRegistry.layer({ repoid }).pipe(
-          Layer.provideMerge(MlflowHttp.layer(settings)),
-          Layer.provide(platform)
-        )
-        const texts = yield* rec.around(exercise(emulator, repoid).pipe(Effect.provide(layer)))
-        // the credentials went out with every request
-        const expected = scheme === "bearer"
-          ? `Bearer ${s.token}`
-          : `Basic ${Buffer.from(`${s.user}:${s.password}`).toString("base64")}`
-        expect(emulator.requests().length).toBeGreaterThan(10)
-        expect(emulator.requests().every((r) => r.headers["authorization"] === expected)).toBe(true)
-        expect(rec.lines.some((l) => l.startsWith("span MlflowRegistry.push"))).toBe(true)
-        expectClean(
-          [...rec.lines, ...texts, ...shown(settings), ...shown(settings.password), ...shown(settings.token), ...shown(settings.trackingUri)],
-          s.forbidden
-        )
-        // a wrong URI that holds credentials is refused without echoing them
-        const bad = yield* Effect.flip(MlflowHttp.config.pipe(env({ MLFLOW_TRACKING_URI: `ftp://${s.user}:${s.password}@h/` })))
-        expectClean(shown(bad), s.forbidden)
-      }).pipe(Effect.provide(NodeContext.layer)), 30_000)
+    it.scopedLive(
+      `${scheme}: not in logs, spans, errors or config values, though every request carries them`,
+      () =>
+        Effect.gen(function*() {
+          const s = secrets()
+          const emulator = yield* startEmulator()
+          const uri = scheme === "in the URI"
+            ? emulator.url.replace("http://", `http://${s.user}:${encodeURIComponent(s.password)}@`)
+            : emulator.url
+          const variables: Record<string, string> = {
+            MLFLOW_TRACKING_URI: uri,
+            MLFLOW_HTTP_REQUEST_MAX_RETRIES: "1",
+            MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: "0",
+            MLFLOW_HTTP_REQUEST_BACKOFF_JITTER: "0",
+            ...(scheme === "basic" ? { MLFLOW_TRACKING_USERNAME: s.user, MLFLOW_TRACKING_PASSWORD: s.password } : {}),
+            ...(scheme === "bearer" ? { MLFLOW_TRACKING_TOKEN: s.token } : {})
+          }
+          const rec = recorder()
+          const repoid = unique("sec")
+          const settings = yield* MlflowHttp.config.pipe(env(variables))
+          const layer = MlflowRegistry.layer({ repoid }).pipe(
+            Layer.provideMerge(MlflowHttp.layer(settings)),
+            Layer.provide(platform)
+          )
+          const texts = yield* rec.around(exercise(emulator, repoid).pipe(Effect.provide(layer)))
+          // the credentials went out with every request
+          const expected = scheme === "bearer"
+            ? `Bearer ${s.token}`
+            : `Basic ${Buffer.from(`${s.user}:${s.password}`).toString("base64")}`
+          expect(emulator.requests().length).toBeGreaterThan(10)
+          expect(emulator.requests().every((r) => r.headers["authorization"] === expected)).toBe(true)
+          expect(rec.lines.some((l) => l.startsWith("span MlflowRegistry.push"))).toBe(true)
+          expectClean(
+            [
+              ...rec.lines,
+              ...texts,
+              ...shown(settings),
+              ...shown(settings.password),
+              ...shown(settings.token),
+              ...shown(settings.trackingUri)
+            ],
+            s.forbidden
+          )
+          // a wrong URI that holds credentials is refused without echoing them
+          const bad = yield* Effect.flip(
+            MlflowHttp.config.pipe(env({ MLFLOW_TRACKING_URI: `ftp://${s.user}:${s.password}@h/` }))
+          )
+          expectClean(shown(bad), s.forbidden)
+        }).pipe(Effect.provide(NodeContext.layer)),
+      30_000
+    )
   }
 
   it.scopedLive("the CLI prints no credential: text, --json, every log level, failures", () =>
@@ -259,26 +291,30 @@ const lifecycleOver = (variables: Record<string, string>) =>
   )
 
 describe.skipIf(!hasOpenssl)("TLS (skipped without openssl)", () => {
-  it.scopedLive("verified by default: an unknown CA, a self-signed or another host's certificate is a TransportError", () =>
-    Effect.gen(function*() {
-      const certs = yield* makeCertificates
-      const emulator = yield* startEmulator()
-      const trusted = yield* httpsFront(emulator.url, { identity: certs.server })
-      const selfSigned = yield* httpsFront(emulator.url, { identity: certs.selfSigned })
-      const otherHost = yield* httpsFront(emulator.url, { identity: certs.otherHost })
-      const cases: ReadonlyArray<Record<string, string>> = [
-        { MLFLOW_TRACKING_URI: trusted.url },
-        { MLFLOW_TRACKING_URI: trusted.url, MLFLOW_TRACKING_INSECURE_TLS: "false" },
-        { MLFLOW_TRACKING_URI: selfSigned.url, MLFLOW_TRACKING_SERVER_CERT_PATH: certs.caPath },
-        { MLFLOW_TRACKING_URI: otherHost.url, MLFLOW_TRACKING_SERVER_CERT_PATH: certs.caPath }
-      ]
-      for (const variables of cases) {
-        const error = yield* Effect.flip(lifecycleOver(variables))
-        expect(error, JSON.stringify(variables)).toMatchObject({ _tag: "TransportError" })
-      }
-      // nothing got through to the server
-      expect(emulator.requests()).toEqual([])
-    }).pipe(Effect.provide(NodeContext.layer)), 30_000)
+  it.scopedLive(
+    "verified by default: an unknown CA, a self-signed or another host's certificate is a TransportError",
+    () =>
+      Effect.gen(function*() {
+        const certs = yield* makeCertificates
+        const emulator = yield* startEmulator()
+        const trusted = yield* httpsFront(emulator.url, { identity: certs.server })
+        const selfSigned = yield* httpsFront(emulator.url, { identity: certs.selfSigned })
+        const otherHost = yield* httpsFront(emulator.url, { identity: certs.otherHost })
+        const cases: ReadonlyArray<Record<string, string>> = [
+          { MLFLOW_TRACKING_URI: trusted.url },
+          { MLFLOW_TRACKING_URI: trusted.url, MLFLOW_TRACKING_INSECURE_TLS: "false" },
+          { MLFLOW_TRACKING_URI: selfSigned.url, MLFLOW_TRACKING_SERVER_CERT_PATH: certs.caPath },
+          { MLFLOW_TRACKING_URI: otherHost.url, MLFLOW_TRACKING_SERVER_CERT_PATH: certs.caPath }
+        ]
+        for (const variables of cases) {
+          const error = yield* Effect.flip(lifecycleOver(variables))
+          expect(error, JSON.stringify(variables)).toMatchObject({ _tag: "TransportError" })
+        }
+        // nothing got through to the server
+        expect(emulator.requests()).toEqual([])
+      }).pipe(Effect.provide(NodeContext.layer)),
+    30_000
+  )
 
   it.scopedLive("MLFLOW_TRACKING_INSECURE_TLS=true skips verification", () =>
     Effect.gen(function*() {
@@ -289,43 +325,60 @@ describe.skipIf(!hasOpenssl)("TLS (skipped without openssl)", () => {
       expect(releases.map(String)).toEqual(["1"])
     }).pipe(Effect.provide(NodeContext.layer)), 30_000)
 
-  it.scopedLive("a custom CA (MLFLOW_TRACKING_SERVER_CERT_PATH) and a client certificate work for a whole lifecycle", () =>
-    Effect.gen(function*() {
-      const certs = yield* makeCertificates
-      const emulator = yield* startEmulator()
-      const front = yield* httpsFront(emulator.url, { identity: certs.server, caPath: certs.caPath, requireClientCert: true })
-      const verified = { MLFLOW_TRACKING_URI: front.url, MLFLOW_TRACKING_SERVER_CERT_PATH: certs.caPath }
-      // the server wants a client certificate: none, or one no CA vouches for, is refused
-      expect(yield* Effect.flip(lifecycleOver(verified))).toMatchObject({ _tag: "TransportError" })
-      expect(
-        yield* Effect.flip(lifecycleOver({ ...verified, MLFLOW_TRACKING_CLIENT_CERT_PATH: certs.strangerPemPath }))
-      ).toMatchObject({ _tag: "TransportError" })
-      expect(emulator.requests()).toEqual([])
-      const releases = yield* lifecycleOver({ ...verified, MLFLOW_TRACKING_CLIENT_CERT_PATH: certs.clientPemPath })
-      expect(releases.map(String)).toEqual(["1"])
-      expect(front.handshakes().withClientCert).toBeGreaterThan(0)
-      expect(emulator.requests().length).toBeGreaterThan(10)
-      // a certificate path that does not exist is a typed error too
-      const missing = yield* Effect.flip(lifecycleOver({ ...verified, MLFLOW_TRACKING_CLIENT_CERT_PATH: join(certs.dir, "nope.pem") }))
-      expect(missing).toMatchObject({ _tag: "StorageError" })
-    }).pipe(Effect.provide(NodeContext.layer)), 30_000)
+  it.scopedLive(
+    "a custom CA (MLFLOW_TRACKING_SERVER_CERT_PATH) and a client certificate work for a whole lifecycle",
+    () =>
+      Effect.gen(function*() {
+        const certs = yield* makeCertificates
+        const emulator = yield* startEmulator()
+        const front = yield* httpsFront(emulator.url, {
+          identity: certs.server,
+          caPath: certs.caPath,
+          requireClientCert: true
+        })
+        const verified = { MLFLOW_TRACKING_URI: front.url, MLFLOW_TRACKING_SERVER_CERT_PATH: certs.caPath }
+        // the server wants a client certificate: none, or one no CA vouches for, is refused
+        expect(yield* Effect.flip(lifecycleOver(verified))).toMatchObject({ _tag: "TransportError" })
+        expect(
+          yield* Effect.flip(lifecycleOver({ ...verified, MLFLOW_TRACKING_CLIENT_CERT_PATH: certs.strangerPemPath }))
+        ).toMatchObject({ _tag: "TransportError" })
+        expect(emulator.requests()).toEqual([])
+        const releases = yield* lifecycleOver({ ...verified, MLFLOW_TRACKING_CLIENT_CERT_PATH: certs.clientPemPath })
+        expect(releases.map(String)).toEqual(["1"])
+        expect(front.handshakes().withClientCert).toBeGreaterThan(0)
+        expect(emulator.requests().length).toBeGreaterThan(10)
+        // a certificate path that does not exist is a typed error too
+        const missing = yield* Effect.flip(
+          lifecycleOver({ ...verified, MLFLOW_TRACKING_CLIENT_CERT_PATH: join(certs.dir, "nope.pem") })
+        )
+        expect(missing).toMatchObject({ _tag: "StorageError" })
+      }).pipe(Effect.provide(NodeContext.layer)),
+    30_000
+  )
 
-  it.scopedLive("the CLI: verified over https with the CA from the environment, one line and exit 1 without it", () =>
-    Effect.gen(function*() {
-      const certs = yield* makeCertificates
-      const emulator = yield* startEmulator()
-      const front = yield* httpsFront(emulator.url, { identity: certs.server })
-      const ok = yield* Effect.promise(() =>
-        runCli(["--json", "push", helloworldZip], { MLFLOW_TRACKING_URI: front.url, MLFLOW_TRACKING_SERVER_CERT_PATH: certs.caPath })
-      )
-      expect(ok.code, ok.stderr).toBe(0)
-      const refused = yield* Effect.promise(() =>
-        runCli(["list"], { MLFLOW_TRACKING_URI: front.url, MLFLOW_HTTP_REQUEST_MAX_RETRIES: "0" })
-      )
-      expect(refused.code).toBe(1)
-      expect(refused.stderr.trim().split("\n")).toHaveLength(1)
-      expect(refused.stderr).toMatch(/^error: /)
-    }).pipe(Effect.provide(NodeContext.layer)), 60_000)
+  it.scopedLive(
+    "the CLI: verified over https with the CA from the environment, one line and exit 1 without it",
+    () =>
+      Effect.gen(function*() {
+        const certs = yield* makeCertificates
+        const emulator = yield* startEmulator()
+        const front = yield* httpsFront(emulator.url, { identity: certs.server })
+        const ok = yield* Effect.promise(() =>
+          runCli(["--json", "push", helloworldZip], {
+            MLFLOW_TRACKING_URI: front.url,
+            MLFLOW_TRACKING_SERVER_CERT_PATH: certs.caPath
+          })
+        )
+        expect(ok.code, ok.stderr).toBe(0)
+        const refused = yield* Effect.promise(() =>
+          runCli(["list"], { MLFLOW_TRACKING_URI: front.url, MLFLOW_HTTP_REQUEST_MAX_RETRIES: "0" })
+        )
+        expect(refused.code).toBe(1)
+        expect(refused.stderr.trim().split("\n")).toHaveLength(1)
+        expect(refused.stderr).toMatch(/^error: /)
+      }).pipe(Effect.provide(NodeContext.layer)),
+    60_000
+  )
 })
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -357,8 +410,16 @@ describe("The file store never reads or writes outside its root", () => {
       const outsideBefore = treeSnapshot(outside)
 
       const names = [
-        "../secret.txt", "../../outside/secret.txt", "/etc/passwd", "a/../../secret.txt", "..\\..\\secret.txt",
-        `${"../".repeat(20)}etc/passwd`, "./x", "a//b", "\u0000", "%2e%2e/secret.txt"
+        "../secret.txt",
+        "../../outside/secret.txt",
+        "/etc/passwd",
+        "a/../../secret.txt",
+        "..\\..\\secret.txt",
+        `${"../".repeat(20)}etc/passwd`,
+        "./x",
+        "a//b",
+        "\u0000",
+        "%2e%2e/secret.txt"
       ]
       const outcomes: Array<string> = []
       const record = (label: string, effect: Effect.Effect<unknown, unknown>) =>
@@ -379,7 +440,10 @@ describe("The file store never reads or writes outside its root", () => {
         yield* record(`run ${name}`, mlflow.getRun(name))
         yield* record(`experiment ${name}`, mlflow.getExperiment(name))
         yield* record(`create experiment ${name}`, mlflow.createExperiment(name))
-        yield* record(`experiment tag ${name}`, mlflow.createExperiment(unique("e"), { tags: [{ key: name, value: "x" }] }))
+        yield* record(
+          `experiment tag ${name}`,
+          mlflow.createExperiment(unique("e"), { tags: [{ key: name, value: "x" }] })
+        )
         yield* record(`run tag ${name}`, mlflow.createRun({ experimentId, tags: [{ key: name, value: "x" }] }))
       }
       // through the symlinks that lead out: refused, never followed
@@ -422,7 +486,9 @@ describe("The file store never reads or writes outside its root", () => {
       const seen = [
         inspect(yield* Effect.either(mlflow.getRun(linkedDir.runId)), { depth: 6 }),
         inspect(yield* Effect.either(mlflow.getRun(linkedFile.runId)), { depth: 6 }),
-        inspect(yield* Effect.either(Stream.runCollect(mlflow.searchRuns({ experimentIds: [experimentId] }))), { depth: 8 })
+        inspect(yield* Effect.either(Stream.runCollect(mlflow.searchRuns({ experimentIds: [experimentId] }))), {
+          depth: 8
+        })
       ]
       expect(seen.filter((s) => s.includes("OUTSIDE-SECRET"))).toEqual([])
       // both runs still read, without the linked tags; their other tags stay

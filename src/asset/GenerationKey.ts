@@ -2,7 +2,8 @@
  * The generation level key: a natural number 1, 2, 3 ..., read with ForML's `int(str(value))` leniency
  * (`' 2 '`, `'+3'`, `'01'`, `'1_0'` and other Unicode decimal digits are accepted).
  */
-import { Brand, Either, Order, ParseResult, Schema } from "effect"
+import type { Brand } from "effect"
+import { Either, Order, ParseResult, Schema } from "effect"
 import { InvalidInput } from "../errors.js"
 import { numberStr } from "./internal/pythonRepr.js"
 
@@ -57,7 +58,8 @@ const pythonInt = (s: string): bigint | undefined => {
   return negative ? -n : n
 }
 
-const invalid = (input: string, reason: string) => Either.left(new InvalidInput({ kind: "GenerationKey", input, reason }))
+const invalid = (input: string, reason: string) =>
+  Either.left(new InvalidInput({ kind: "GenerationKey", input, reason }))
 
 /**
  * A generation key from a tag value, a CLI argument or a number. Like ForML, the input is read as `int(str(value))`:

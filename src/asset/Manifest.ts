@@ -109,8 +109,10 @@ const build = (
 
 /** The release key of a manifest's version, or why it is not one. */
 const release = (version: string | number): Either.Either<ReleaseKey, InvalidManifest> =>
-  Either.mapLeft(ReleaseKey.parse(version), (e) =>
-    new InvalidManifest({ reason: `invalid VERSION ${JSON.stringify(e.input)}: ${e.reason}` }))
+  Either.mapLeft(
+    ReleaseKey.parse(version),
+    (e) => new InvalidManifest({ reason: `invalid VERSION ${JSON.stringify(e.input)}: ${e.reason}` })
+  )
 
 /** A manifest from the values the module assigns to its fields, checked as ForML's `Manifest` checks them. */
 const fromValues = (values: ReadonlyMap<(typeof FIELDS)[number], Value>): Either.Either<Manifest, InvalidManifest> => {
@@ -118,7 +120,11 @@ const fromValues = (values: ReadonlyMap<(typeof FIELDS)[number], Value>): Either
   const missing = FIELDS.find((field) => !values.has(field))
   if (missing !== undefined) return invalid(`${missing} is not defined`)
   // Every field is defined by now; the fallback only satisfies the type.
-  const [name, version, pkg, modules] = FIELDS.map((field): Value => values.get(field) ?? { type: "none" })
+  const field = (key: (typeof FIELDS)[number]): Value => values.get(key) ?? { type: "none" }
+  const name = field("NAME")
+  const version = field("VERSION")
+  const pkg = field("PACKAGE")
+  const modules = field("MODULES")
   if (name.type !== "str") return invalid(`NAME must be a string, not ${describe(name)}`)
   if (pkg.type !== "str") return invalid(`PACKAGE must be a string, not ${describe(pkg)}`)
   if (modules.type !== "dict") return invalid(`MODULES must be a dict, not ${describe(modules)}`)

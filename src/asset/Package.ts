@@ -7,9 +7,9 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import { Data, Effect } from "effect"
 import * as nodePath from "node:path"
 import type { InvalidPackage, StorageError } from "../errors.js"
-import type { Manifest } from "./Manifest.js"
 import { readPackage, unpackZip } from "./internal/zipRead.js"
 import { createZip } from "./internal/zipWrite.js"
+import type { Manifest } from "./Manifest.js"
 
 /** Caps that keep a hostile zip (a zip bomb) from filling memory or disk. */
 export interface Limits {

@@ -2,7 +2,8 @@
  * The project level key: a project name as ForML uses it (`helloworld`, `forml-titanic`), validated on construction.
  * `@` is never part of it, because `<project>@<repoid>` names the MLflow experiment of a virtual repository.
  */
-import { Brand, Either, Schema } from "effect"
+import type { Brand } from "effect"
+import { Either, Schema } from "effect"
 import { InvalidInput } from "../errors.js"
 
 export type ProjectKey = string & Brand.Brand<"ProjectKey">

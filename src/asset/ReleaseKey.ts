@@ -104,8 +104,7 @@ export class ReleaseKey implements Equal.Equal {
     Schema.declare((u: unknown): u is ReleaseKey => u instanceof ReleaseKey, { identifier: "ReleaseKey" }),
     {
       strict: true,
-      decode: (s, _, ast) =>
-        Either.mapLeft(ReleaseKey.parse(s), (e) => new ParseResult.Type(ast, s, e.message)),
+      decode: (s, _, ast) => Either.mapLeft(ReleaseKey.parse(s), (e) => new ParseResult.Type(ast, s, e.message)),
       encode: (k) => ParseResult.succeed(k.toString())
     }
   )
@@ -184,7 +183,9 @@ const preKey = (k: ReleaseKey): readonly [PreLabel, bigint] | Bound =>
 const localPartCompare = (x: LocalPart, y: LocalPart): -1 | 0 | 1 =>
   typeof x === "bigint"
     ? typeof y === "bigint" ? cmp(x, y) : 1 // numeric parts sort after alphanumeric ones
-    : typeof y === "bigint" ? -1 : cmp(x, y)
+    : typeof y === "bigint"
+    ? -1
+    : cmp(x, y)
 
 const compare = (a: ReleaseKey, b: ReleaseKey): -1 | 0 | 1 => {
   const order: ReadonlyArray<() => -1 | 0 | 1> = [

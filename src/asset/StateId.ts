@@ -2,7 +2,8 @@
  * The id of a generation state blob: a UUID in lower-case 8-4-4-4-12 form, read from any form Python's
  * `uuid.UUID(str)` accepts (upper case, 32 hex digits, `{...}`, `urn:uuid:...`).
  */
-import { Brand, Either, ParseResult, Schema } from "effect"
+import type { Brand } from "effect"
+import { Either, ParseResult, Schema } from "effect"
 import { v4 } from "uuid"
 import { InvalidInput } from "../errors.js"
 

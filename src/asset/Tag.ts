@@ -4,10 +4,10 @@
  */
 import { Data, Either, Equal, Hash, Option, ParseResult, Schema } from "effect"
 import { InvalidTag } from "../errors.js"
-import { StateId } from "./StateId.js"
 import { lookup, readToml } from "./internal/tomlRead.js"
 import { Timestamp, TomlTable, TomlValue } from "./internal/tomlValue.js"
 import { dumps } from "./internal/tomlWrite.js"
+import { StateId } from "./StateId.js"
 
 export { LocalDate, LocalTime, Timestamp, TomlTable, TomlValue } from "./internal/tomlValue.js"
 

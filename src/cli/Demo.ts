@@ -5,10 +5,10 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import { Effect, Either, Option } from "effect"
-import { GenerationKey } from "../asset/GenerationKey.js"
+import type { GenerationKey } from "../asset/GenerationKey.js"
 import { Manifest } from "../asset/Manifest.js"
 import { Package } from "../asset/Package.js"
-import { ProjectKey } from "../asset/ProjectKey.js"
+import type { ProjectKey } from "../asset/ProjectKey.js"
 import { ReleaseKey } from "../asset/ReleaseKey.js"
 import { Timestamp } from "../asset/Tag.js"
 import { StorageError } from "../errors.js"
@@ -81,7 +81,8 @@ export interface DemoRelease {
 /** The plan of one demo run: which releases to publish and how many generations each gets. */
 export const plan = (latest: Option.Option<ReleaseKey>): ReadonlyArray<readonly [ReleaseKey, number]> =>
   Option.match(latest, {
-    onNone: () => [[Either.getOrThrow(ReleaseKey.parse("0.1.0")), 1], [Either.getOrThrow(ReleaseKey.parse("0.2.0")), 2]],
+    onNone:
+      () => [[Either.getOrThrow(ReleaseKey.parse("0.1.0")), 1], [Either.getOrThrow(ReleaseKey.parse("0.2.0")), 2]],
     onSome: (l) => [[nextPatch(l), 2]]
   })
 

@@ -8,7 +8,8 @@
  * it prints with.
  */
 import { Args, HelpDoc } from "@effect/cli"
-import { Console, Effect } from "effect"
+import type { Console } from "effect"
+import { Effect } from "effect"
 
 /** Whether to write colour to a stream: a terminal, no `NO_COLOR` (any non-empty value), no `TERM=dumb`. */
 export const colour = (

@@ -21,7 +21,8 @@ export const fields = (pairs: ReadonlyArray<readonly [string, string]>): string 
 }
 
 /** Writes a line of text (or a JSON document) to stdout. */
-export const printLine = (text: string): Effect.Effect<void> => Effect.sync(() => void process.stdout.write(`${text}\n`))
+export const printLine = (text: string): Effect.Effect<void> =>
+  Effect.sync(() => void process.stdout.write(`${text}\n`))
 
 /** Writes one JSON document to stdout. */
 export const printJson = (value: unknown): Effect.Effect<void> => printLine(JSON.stringify(value, null, 2))
@@ -67,7 +68,9 @@ export const ExitCode = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as con
  * What a failed run prints (at most one line) and exits with. Usage errors were printed by the parser already;
  * an interruption prints nothing; a defect prints its message without a stack trace.
  */
-export const report = (cause: Cause.Cause<unknown>): { readonly line: Option.Option<string>; readonly code: number } => {
+export const report = (
+  cause: Cause.Cause<unknown>
+): { readonly line: Option.Option<string>; readonly code: number } => {
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) {
     if (isUsageError(failure.value)) return { line: Option.none(), code: ExitCode.usage }

@@ -28,7 +28,8 @@ export const formatProgress = (
   const rate = elapsedMs > 0 ? `  ${formatBytes(Math.round((done * 1000) / elapsedMs))}/s` : ""
   const amount = Option.match(total, {
     onNone: () => formatBytes(done),
-    onSome: (t) => `${formatBytes(done)} / ${formatBytes(t)}  ${t > 0 ? Math.min(100, Math.floor((done * 100) / t)) : 100}%`
+    onSome: (t) =>
+      `${formatBytes(done)} / ${formatBytes(t)}  ${t > 0 ? Math.min(100, Math.floor((done * 100) / t)) : 100}%`
   })
   return `${label}  ${amount}${rate}`
 }

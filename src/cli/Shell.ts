@@ -76,9 +76,11 @@ const nameServer = <A, E, R>(body: Effect.Effect<A, E, R>) =>
   Effect.flatMap(Settings, ({ target }) =>
     Effect.mapError(body, (e) =>
       e instanceof TransportError
-        ? new TransportError({ operation: `MLflow at ${Store.describeTarget(target)}: ${e.operation}`, reason: e.reason })
-        : e
-    ))
+        ? new TransportError({
+          operation: `MLflow at ${Store.describeTarget(target)}: ${e.operation}`,
+          reason: e.reason
+        })
+        : e))
 
 /**
  * Runs a command's handler against the registry its settings point to: `Settings`, `Registry` and `Mlflow` are

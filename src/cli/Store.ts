@@ -61,7 +61,8 @@ export const trackingUri = (
   option: string | undefined,
   env: Readonly<Record<string, string | undefined>> = process.env
 ): string =>
-  option ?? (env.MLFLOW_TRACKING_URI !== undefined && env.MLFLOW_TRACKING_URI !== "" ? env.MLFLOW_TRACKING_URI : DEFAULT_ROOT)
+  option ??
+    (env.MLFLOW_TRACKING_URI !== undefined && env.MLFLOW_TRACKING_URI !== "" ? env.MLFLOW_TRACKING_URI : DEFAULT_ROOT)
 
 /** How a target reads in messages, without credentials. */
 export const describeTarget = (target: Target): string =>

@@ -19,7 +19,10 @@ import { InvalidInput } from "../errors.js"
  */
 export const parseArg = <A>(parse: (s: string) => Either.Either<A, InvalidInput>) => (s: string) =>
   /^-(?!\d+$)./.test(s) ? Effect.fail(HelpDoc.p(`unknown option ${JSON.stringify(s)}`)) : Either.match(parse(s), {
-    onLeft: (e) => Effect.fail(HelpDoc.p(new InvalidInput({ kind: KINDS[e.kind] ?? e.kind, input: e.input, reason: e.reason }).message)),
+    onLeft: (e) =>
+      Effect.fail(
+        HelpDoc.p(new InvalidInput({ kind: KINDS[e.kind] ?? e.kind, input: e.input, reason: e.reason }).message)
+      ),
     onRight: (a) => Effect.succeed(a)
   })
 
@@ -35,7 +38,10 @@ export const parseRelease = (s: string) => ReleaseKey.parse(s)
 export const parseGeneration = (s: string) => GenerationKey.parse(s)
 
 /** A state reference: a state id (any of Python's UUID forms), or an index into the tag's list (negative from the end). */
-export type StateRef = { readonly _tag: "Id"; readonly id: StateId } | { readonly _tag: "Index"; readonly index: number }
+export type StateRef = { readonly _tag: "Id"; readonly id: StateId } | {
+  readonly _tag: "Index"
+  readonly index: number
+}
 
 export const parseStateRef = (s: string): Either.Either<StateRef, InvalidInput> => {
   if (/^-?[0-9]{1,9}$/.test(s.trim())) return Either.right({ _tag: "Index", index: Number(s.trim()) })

@@ -18,7 +18,14 @@ export interface Orphan {
   readonly run: Run
 }
 
-const UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }
+const UNITS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000
+}
 
 /** A duration such as `90s`, `30m`, `12h`, `7d`, `2w` (several parts add up: `1d12h`); `0` is no age at all. */
 export const parseDuration = (text: string): Either.Either<Duration.Duration, InvalidInput> => {
@@ -27,7 +34,11 @@ export const parseDuration = (text: string): Either.Either<Duration.Duration, In
   const parts = [...compact.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/g)]
   if (!/^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+$/.test(compact)) {
     return Either.left(
-      new InvalidInput({ kind: "Duration", input: text, reason: "expected a number and a unit (ms, s, m, h, d, w), such as 12h or 7d" })
+      new InvalidInput({
+        kind: "Duration",
+        input: text,
+        reason: "expected a number and a unit (ms, s, m, h, d, w), such as 12h or 7d"
+      })
     )
   }
   return Either.right(Duration.millis(parts.reduce((ms, p) => ms + Number(p[1]) * UNITS[p[2]!]!, 0)))
@@ -57,11 +68,17 @@ export const orphans = (repoid: string, olderThan: Duration.Duration) =>
       }))
       const unbound = generations.filter((r) => !Layout.isCommitted(r) && r.info.startTime <= cutoff)
       if (unbound.length === 0) continue
-      const releases = yield* collect(mlflow.searchRuns({ experimentIds: ids, filter: Layout.releaseRuns(repoid), viewType: "ALL" }))
+      const releases = yield* collect(
+        mlflow.searchRuns({ experimentIds: ids, filter: Layout.releaseRuns(repoid), viewType: "ALL" })
+      )
       const versionOf = new Map(releases.map((r) => [r.runId, Option.getOrUndefined(r.tag(Layout.TAG.commit))]))
       for (const run of unbound) {
         const parent = Option.getOrUndefined(run.tag(Layout.TAG.parent))
-        found.push({ project, release: Option.fromNullable(parent === undefined ? undefined : versionOf.get(parent)), run })
+        found.push({
+          project,
+          release: Option.fromNullable(parent === undefined ? undefined : versionOf.get(parent)),
+          run
+        })
       }
     }
     return Arr.sort(found, Order.mapInput(Layout.byStart, (o: Orphan) => o.run))

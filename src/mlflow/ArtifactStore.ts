@@ -33,7 +33,10 @@ export interface ArtifactStore {
    * Stores `path` whole or not at all: bytes and files go with their length; a stream of unknown length is spooled
    * (proxy) or sent as a multipart / block upload of bounded memory (object stores).
    */
-  readonly upload: <E = never>(path: string, source: ArtifactSource<E>) => Effect.Effect<void, E | InvalidInput | MlflowFailure>
+  readonly upload: <E = never>(
+    path: string,
+    source: ArtifactSource<E>
+  ) => Effect.Effect<void, E | InvalidInput | MlflowFailure>
   /** The bytes of `path` as a stream; a missing object fails the stream with NotFound. */
   readonly download: (path: string) => Stream.Stream<Uint8Array, NotFound | InvalidInput | MlflowFailure>
   /** The bytes of `path` whole (for what is read into memory anyway); a missing object is NotFound. */
@@ -408,4 +411,3 @@ export const makeResolver = (
 
 /** A message on one line without what could be a secret (keys, signatures, user info in URLs). */
 export const scrub = Redact.line
-

@@ -88,11 +88,16 @@ const SYMLINK: NoFollow = { _tag: "Symlink" }
  */
 export const readTextNoFollow = (file: string): Effect.Effect<NoFollow, StorageError> =>
   Effect.async<NoFollow, StorageError>((resume) => {
-    const failed = (e: NodeJS.ErrnoException) => resume(Effect.fail(new StorageError({ path: file, reason: reasonOf(e) })))
+    const failed = (e: NodeJS.ErrnoException) =>
+      resume(Effect.fail(new StorageError({ path: file, reason: reasonOf(e) })))
     nfs.open(file, NO_FOLLOW, (e, fd) => {
       if (e !== null) {
         const code = codeOf(e)
-        return code === "ENOENT" ? resume(Effect.succeed(MISSING)) : code === "ELOOP" ? resume(Effect.succeed(SYMLINK)) : failed(e)
+        return code === "ENOENT"
+          ? resume(Effect.succeed(MISSING))
+          : code === "ELOOP"
+          ? resume(Effect.succeed(SYMLINK))
+          : failed(e)
       }
       nfs.readFile(fd, (readError, bytes) =>
         nfs.close(fd, (closeError) => {

@@ -43,7 +43,7 @@ const ATTRIBUTE_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/
 const quoteValue = (clause: Clause): Either.Either<string, InvalidInput> => {
   const { value } = clause
   if (!value.includes("'")) return Either.right(`'${value}'`)
-  if (!value.includes('"')) return Either.right(`"${value}"`)
+  if (!value.includes("\"")) return Either.right(`"${value}"`)
   return Either.left(
     new InvalidInput({
       kind: "Filter",
@@ -61,7 +61,11 @@ const quoteKey = (clause: Clause): Either.Either<string, InvalidInput> => {
   }
   if (clause.key === "" || clause.key.includes("`")) {
     return Either.left(
-      new InvalidInput({ kind: "Filter", input: clause.key, reason: "a tag key must be non-empty and hold no backtick" })
+      new InvalidInput({
+        kind: "Filter",
+        input: clause.key,
+        reason: "a tag key must be non-empty and hold no backtick"
+      })
     )
   }
   return Either.right(`tags.\`${clause.key}\``)

@@ -2,9 +2,9 @@
  * Artifacts under a local directory (a run whose artifact URI is `file:`): upload, download and list with the
  * semantics of `Mlflow.Service`, streaming, with atomic writes and no path (or symlink) leaving the root.
  */
+import type { PlatformError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Either, Exit, Stream } from "effect"
 import { randomBytes } from "node:crypto"
 import { fileURLToPath } from "node:url"
@@ -63,7 +63,11 @@ export const validatePath = (path: string): Either.Either<ReadonlyArray<string>,
     const segments = valid.split("/")
     return segments.some(isTempName)
       ? Either.left(
-        new InvalidInput({ kind: "ArtifactPath", input: path, reason: `a segment starts with ${TEMP_PREFIX} (reserved)` })
+        new InvalidInput({
+          kind: "ArtifactPath",
+          input: path,
+          reason: `a segment starts with ${TEMP_PREFIX} (reserved)`
+        })
       )
       : Either.right(segments)
   })
@@ -85,7 +89,10 @@ export interface LocalArtifacts {
     source: ArtifactSource<E>
   ) => Effect.Effect<void, E | InvalidInput | StorageError>
   /** Streams the file at `path`; a missing file (or a directory) fails with NotFound. */
-  readonly download: (rootDir: string, path: string) => Stream.Stream<Uint8Array, NotFound | InvalidInput | StorageError>
+  readonly download: (
+    rootDir: string,
+    path: string
+  ) => Stream.Stream<Uint8Array, NotFound | InvalidInput | StorageError>
   /** The file at `path` whole; a missing file (or a directory) fails with NotFound. */
   readonly read: (rootDir: string, path: string) => Effect.Effect<Uint8Array, NotFound | InvalidInput | StorageError>
   /** One level under `path` (the root when absent), sorted by name; a missing directory or a file lists empty. */
@@ -124,8 +131,10 @@ export const make: Effect.Effect<LocalArtifacts, never, FileSystem.FileSystem | 
       Effect.gen(function*() {
         const file = yield* fs.open(tmp, { flag: "wx" }).pipe(Effect.mapError(storageError(tmp)))
         // An empty chunk is skipped: a write of 0 bytes reads as a failed write (WriteZero).
-        yield* Stream.runForEach(sourceStream(source), (chunk) =>
-          chunk.length === 0 ? Effect.void : file.writeAll(chunk).pipe(Effect.mapError(storageError(tmp))))
+        yield* Stream.runForEach(
+          sourceStream(source),
+          (chunk) => chunk.length === 0 ? Effect.void : file.writeAll(chunk).pipe(Effect.mapError(storageError(tmp)))
+        )
         yield* file.sync.pipe(Effect.mapError(storageError(tmp)))
       })
     )
@@ -140,8 +149,13 @@ export const make: Effect.Effect<LocalArtifacts, never, FileSystem.FileSystem | 
 
   /** The real path of `p`, which must exist. */
   const realPathOf = (p: string): Effect.Effect<string, StorageError> =>
-    Effect.flatMap(realPathOption(p), (real) =>
-      real === undefined ? Effect.fail(new StorageError({ path: p, reason: "no such file or directory" })) : Effect.succeed(real))
+    Effect.flatMap(
+      realPathOption(p),
+      (real) =>
+        real === undefined
+          ? Effect.fail(new StorageError({ path: p, reason: "no such file or directory" }))
+          : Effect.succeed(real)
+    )
 
   const upload: LocalArtifacts["upload"] = (rootDir, path, source) =>
     Effect.gen(function*() {

@@ -161,7 +161,9 @@ export const validateExtras = (extras: LogBatchExtras | undefined): Either.Eithe
   const metrics = extras?.metrics ?? []
   const params = extras?.params ?? []
   const bad = (input: string, reason: string) => Either.left(new InvalidInput({ kind: "LogBatch", input, reason }))
-  if (metrics.length > MAX_BATCH_METRICS) return bad(`${metrics.length} metrics`, `at most ${MAX_BATCH_METRICS} a batch`)
+  if (metrics.length > MAX_BATCH_METRICS) {
+    return bad(`${metrics.length} metrics`, `at most ${MAX_BATCH_METRICS} a batch`)
+  }
   if (params.length > MAX_BATCH_PARAMS) return bad(`${params.length} params`, `at most ${MAX_BATCH_PARAMS} a batch`)
   for (const m of metrics) {
     const key = validateTagKey(m.key)
@@ -269,8 +271,11 @@ export const downloadBytes = (
   run: ArtifactRoot,
   path: string
 ): Effect.Effect<Uint8Array, NotFound | InvalidInput | MlflowFailure, Mlflow> =>
-  Effect.flatMap(Mlflow, (mlflow) =>
-    Effect.map(Stream.runCollect(mlflow.downloadArtifact(run, path)), (chunks) => concatBytes(Chunk.toReadonlyArray(chunks)))
+  Effect.flatMap(
+    Mlflow,
+    (mlflow) =>
+      Effect.map(Stream.runCollect(mlflow.downloadArtifact(run, path)), (chunks) =>
+        concatBytes(Chunk.toReadonlyArray(chunks)))
   )
 
 /** Streams an artifact into a local file. */

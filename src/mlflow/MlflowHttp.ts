@@ -2,13 +2,13 @@
  * The Mlflow service over MLflow's REST API (2.x and 3.x tracking servers) with `@effect/platform`'s HttpClient:
  * MLflow's own settings and retry policy, errors mapped by `error_code`, paged listings and streamed artifacts.
  */
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as Undici from "@effect/platform-node/Undici"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as Path from "@effect/platform/Path"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import * as Undici from "@effect/platform-node/Undici"
 import { Config, ConfigError, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
 import { type CredentialsFileError, InvalidInput, StorageError } from "../errors.js"
 import * as ArtifactStore from "./ArtifactStore.js"
@@ -176,7 +176,9 @@ export const make = (
           Either.flatMap((location) =>
             location._tag === "Proxy"
               ? Either.right(Proxy.make(exchange, fs, uri, location))
-              : Either.left(new InvalidInput({ kind: "ArtifactUri", input: uri, reason: "not an mlflow-artifacts: URI" }))
+              : Either.left(
+                new InvalidInput({ kind: "ArtifactUri", input: uri, reason: "not an mlflow-artifacts: URI" })
+              )
           )
         )
     })
@@ -207,8 +209,7 @@ export const layerConfig = (
   Mlflow,
   InvalidInput | ConfigError.ConfigError | CredentialsFileError,
   HttpClient.HttpClient | FileSystem.FileSystem | Path.Path
-> =>
-  Layer.effect(Mlflow, Effect.flatMap(settings, make))
+> => Layer.effect(Mlflow, Effect.flatMap(settings, make))
 
 // ---------------------------------------------------------------------------------------------------------------
 // A Node HttpClient with MLflow's TLS settings

@@ -52,31 +52,35 @@ export type ArtifactsInput =
 
 /** State to seed a store with (for example ForML's `mlflow-layout.json`). Missing fields get server defaults. */
 export interface Seed {
-  readonly experiments?: ReadonlyArray<{
-    readonly experimentId: string
-    readonly name: string
-    readonly artifactLocation?: string | undefined
-    readonly lifecycleStage?: LifecycleStage | undefined
-    readonly creationTime?: number | undefined
-    readonly lastUpdateTime?: number | undefined
-    readonly tags?: TagsInput | undefined
-  }> | undefined
-  readonly runs?: ReadonlyArray<{
-    readonly runId: string
-    readonly experimentId: string
-    /** Defaults to the `mlflow.runName` tag, else a random name. */
-    readonly runName?: string | undefined
-    readonly userId?: string | undefined
-    readonly status?: RunStatus | undefined
-    readonly startTime?: number | undefined
-    readonly endTime?: number | undefined
-    readonly lifecycleStage?: LifecycleStage | undefined
-    /** Defaults to `<experiment artifact location>/<run id>/artifacts`. */
-    readonly artifactUri?: string | undefined
-    /** Stored as given: no `mlflow.runName` tag is added. */
-    readonly tags?: TagsInput | undefined
-    readonly artifacts?: ArtifactsInput | undefined
-  }> | undefined
+  readonly experiments?:
+    | ReadonlyArray<{
+      readonly experimentId: string
+      readonly name: string
+      readonly artifactLocation?: string | undefined
+      readonly lifecycleStage?: LifecycleStage | undefined
+      readonly creationTime?: number | undefined
+      readonly lastUpdateTime?: number | undefined
+      readonly tags?: TagsInput | undefined
+    }>
+    | undefined
+  readonly runs?:
+    | ReadonlyArray<{
+      readonly runId: string
+      readonly experimentId: string
+      /** Defaults to the `mlflow.runName` tag, else a random name. */
+      readonly runName?: string | undefined
+      readonly userId?: string | undefined
+      readonly status?: RunStatus | undefined
+      readonly startTime?: number | undefined
+      readonly endTime?: number | undefined
+      readonly lifecycleStage?: LifecycleStage | undefined
+      /** Defaults to `<experiment artifact location>/<run id>/artifacts`. */
+      readonly artifactUri?: string | undefined
+      /** Stored as given: no `mlflow.runName` tag is added. */
+      readonly tags?: TagsInput | undefined
+      readonly artifacts?: ArtifactsInput | undefined
+    }>
+    | undefined
 }
 
 export interface Snapshot {

@@ -14,12 +14,57 @@ import type { KeyValue, LifecycleStage, RunStatus, ViewType } from "./Mlflow.js"
 // ---------------------------------------------------------------------------------------------------------------
 
 const ADJECTIVES = [
-  "able", "bold", "brave", "bright", "calm", "clever", "crisp", "dapper", "eager", "fancy", "gentle", "glamorous",
-  "honest", "useful", "stately", "thundering", "nimble", "polite", "rare", "serene", "sincere", "tasteful", "wise"
+  "able",
+  "bold",
+  "brave",
+  "bright",
+  "calm",
+  "clever",
+  "crisp",
+  "dapper",
+  "eager",
+  "fancy",
+  "gentle",
+  "glamorous",
+  "honest",
+  "useful",
+  "stately",
+  "thundering",
+  "nimble",
+  "polite",
+  "rare",
+  "serene",
+  "sincere",
+  "tasteful",
+  "wise"
 ]
 const ANIMALS = [
-  "ant", "bass", "bat", "bee", "cat", "crab", "deer", "doe", "elk", "fly", "fox", "goat", "hare", "lamb", "lark",
-  "mole", "moth", "owl", "ram", "shrike", "skink", "slug", "snail", "toad", "wolf", "yak"
+  "ant",
+  "bass",
+  "bat",
+  "bee",
+  "cat",
+  "crab",
+  "deer",
+  "doe",
+  "elk",
+  "fly",
+  "fox",
+  "goat",
+  "hare",
+  "lamb",
+  "lark",
+  "mole",
+  "moth",
+  "owl",
+  "ram",
+  "shrike",
+  "skink",
+  "slug",
+  "snail",
+  "toad",
+  "wolf",
+  "yak"
 ]
 
 /** A name like MLflow's generated ones (`rogue-skink-852`), for a run created without one. */
@@ -112,7 +157,9 @@ export const checkPageSize = (maxResults: number, max: number = MAX_PAGE_SIZE): 
     )
   }
   if (maxResults > max) {
-    return Either.left(new InvalidInput({ kind: "PageSize", input: String(maxResults), reason: `it must be at most ${max}` }))
+    return Either.left(
+      new InvalidInput({ kind: "PageSize", input: String(maxResults), reason: `it must be at most ${max}` })
+    )
   }
   return Either.right(maxResults)
 }
@@ -169,12 +216,20 @@ export interface OrderKey {
   readonly ascending: boolean
 }
 
-const ORDERABLE_ATTRIBUTES = new Set(["run_id", "run_name", "status", "user_id", "artifact_uri", "start_time", "end_time"])
+const ORDERABLE_ATTRIBUTES = new Set([
+  "run_id",
+  "run_name",
+  "status",
+  "user_id",
+  "artifact_uri",
+  "start_time",
+  "end_time"
+])
 const ATTRIBUTE_PREFIXES = new Set(["attribute", "attributes", "attr", "run"])
 const TAG_PREFIXES = new Set(["tag", "tags"])
 
 const unquoteIdentifier = (s: string): string =>
-  s.length >= 2 && ((s.startsWith("`") && s.endsWith("`")) || (s.startsWith('"') && s.endsWith('"')))
+  s.length >= 2 && ((s.startsWith("`") && s.endsWith("`")) || (s.startsWith("\"") && s.endsWith("\"")))
     ? s.slice(1, -1)
     : s
 

@@ -198,7 +198,9 @@ export const runInfoJson = (i: RunInfo): { readonly [key: string]: Json } => ({
 /** Params and metrics are not part of `Run`; a caller that keeps them passes them in wire form. */
 export interface RunDataExtra {
   readonly params?: ReadonlyArray<KeyValue>
-  readonly metrics?: ReadonlyArray<{ readonly key: string; readonly value: number; readonly timestamp: number; readonly step: number }>
+  readonly metrics?: ReadonlyArray<
+    { readonly key: string; readonly value: number; readonly timestamp: number; readonly step: number }
+  >
 }
 
 export const runJson = (
@@ -219,5 +221,6 @@ export const runJson = (
   }
 }
 
-export const fileInfoJson = (f: { readonly path: string; readonly isDir: boolean; readonly fileSize?: number | undefined }) =>
-  f.isDir ? { path: f.path, is_dir: true } : { path: f.path, is_dir: false, file_size: f.fileSize ?? 0 }
+export const fileInfoJson = (
+  f: { readonly path: string; readonly isDir: boolean; readonly fileSize?: number | undefined }
+) => f.isDir ? { path: f.path, is_dir: true } : { path: f.path, is_dir: false, file_size: f.fileSize ?? 0 }

@@ -2,7 +2,8 @@
  * The Registry service: ForML's nine registry operations (list projects/releases/generations, push, pull, mount,
  * write, read, close, open) as Effects with typed errors, independent of where the registry is stored.
  */
-import { Context, Effect, Stream } from "effect"
+import type { Effect, Stream } from "effect"
+import { Context } from "effect"
 import type { GenerationKey } from "../asset/GenerationKey.js"
 import type { Package } from "../asset/Package.js"
 import type { ProjectKey } from "../asset/ProjectKey.js"
@@ -10,7 +11,13 @@ import type { ReleaseKey } from "../asset/ReleaseKey.js"
 import type { StateId } from "../asset/StateId.js"
 import type { Tag } from "../asset/Tag.js"
 import type {
-  Empty, IntegrityError, InvalidInput, InvalidPackage, InvalidTag, MlflowFailure, NotFound
+  Empty,
+  IntegrityError,
+  InvalidInput,
+  InvalidPackage,
+  InvalidTag,
+  MlflowFailure,
+  NotFound
 } from "../errors.js"
 
 /** Failures any registry operation can meet on its store. */

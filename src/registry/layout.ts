@@ -115,7 +115,7 @@ export const createTokenOf = (run: Run): Option.Option<string> => run.tag(TAG.cr
  */
 export const abandoned = (runs: ReadonlyArray<Run>): ReadonlyArray<Run> => {
   const published = new Set<string>()
-  for (const run of runs) if (isPublished(run)) for (const t of Option.toArray(createTokenOf(run))) published.add(t)
+  for (const run of runs) if (isPublished(run)) { for (const t of Option.toArray(createTokenOf(run))) published.add(t) }
   if (published.size === 0) return []
   return runs.filter((r) => !isPublished(r) && Option.exists(createTokenOf(r), (t) => published.has(t)))
 }
@@ -230,9 +230,15 @@ const numeric = (value: TomlValue): Option.Option<number> => {
  * MLflow's run table, compare view and charts then show how a release's generations improved.
  */
 export const generationMetrics = (tag: Tag, generation: number, fallback: number): ReadonlyArray<MetricPoint> => {
-  const at = (t: Option.Option<Timestamp>) => Option.match(t, { onNone: () => fallback, onSome: (x) => Timestamp.toDate(x).getTime() })
+  const at = (t: Option.Option<Timestamp>) =>
+    Option.match(t, { onNone: () => fallback, onSome: (x) => Timestamp.toDate(x).getTime() })
   const point = (key: string, value: Option.Option<TomlValue>, t: Option.Option<Timestamp>) =>
-    Option.toArray(Option.map(Option.flatMap(value, numeric), (v): MetricPoint => ({ key, value: v, timestamp: at(t), step: generation })))
+    Option.toArray(
+      Option.map(
+        Option.flatMap(value, numeric),
+        (v): MetricPoint => ({ key, value: v, timestamp: at(t), step: generation })
+      )
+    )
   return [
     ...point(METRIC.ordinal, tag.training.ordinal, tag.training.timestamp),
     ...point(METRIC.score, tag.tuning.score, tag.tuning.timestamp)

@@ -183,7 +183,8 @@ interface Generations {
 describe("GenerationKey (generations.json)", () => {
   const vectors = readJson<Generations>("forml-vectors", "generations.json")
   // Two rows a JS number cannot express as ForML sees them; both are tested on their own below.
-  const isFloatOne = (c: GenerationCase) => typeof c.input === "object" && c.input !== null && "$float" in c.input &&
+  const isFloatOne = (c: GenerationCase) =>
+    typeof c.input === "object" && c.input !== null && "$float" in c.input &&
     c.input.$float === "1.0"
   const isHuge = (c: GenerationCase) => typeof c.result === "object"
   const plain = vectors.cases.filter((c) => !isFloatOne(c) && !isHuge(c))

@@ -69,21 +69,26 @@ describe("Manifest.write", () => {
 
   it("follows ForML's template", () => {
     const text = Manifest.write(mustMake({ name: "N", version: "1", package: "P", modules: {} }))
-    expect(text).toBe(vectors.template.replace("$name", "N").replace("$version", "1").replace("$package", "P")
-      .replace("$modules", "{}"))
+    expect(text).toBe(
+      vectors.template.replace("$name", "N").replace("$version", "1").replace("$package", "P")
+        .replace("$modules", "{}")
+    )
   })
 
   // Every case where ForML's output reads back equal: the same text and bytes.
   const faithful = vectors.write.filter((c) => c.readBack.equal)
-  it.each(faithful.map((c) => [c.input.name + " " + c.input.version, c] as const))("writes %s as ForML does", (_, c) => {
-    const m = mustMake(c.input)
-    const text = Manifest.write(m)
-    expect(text).toBe(c.text)
-    expect(Buffer.from(text, "utf-8").toString("base64")).toBe(c.bytesBase64)
-    const back = Either.getOrThrow(Manifest.read(text))
-    expect(Equal.equals(back, m)).toBe(true)
-    expect(plain(back)).toEqual(c.readBack.manifest)
-  })
+  it.each(faithful.map((c) => [c.input.name + " " + c.input.version, c] as const))(
+    "writes %s as ForML does",
+    (_, c) => {
+      const m = mustMake(c.input)
+      const text = Manifest.write(m)
+      expect(text).toBe(c.text)
+      expect(Buffer.from(text, "utf-8").toString("base64")).toBe(c.bytesBase64)
+      const back = Either.getOrThrow(Manifest.read(text))
+      expect(Equal.equals(back, m)).toBe(true)
+      expect(plain(back)).toEqual(c.readBack.manifest)
+    }
+  )
 
   it("covers every ForML write case", () => {
     expect(faithful.length).toBe(8)
@@ -141,14 +146,16 @@ describe("Manifest.write", () => {
     const b = mustMake({ name: "n", version: "1.0.0", package: "p", modules: { b: "y", a: "x" } })
     expect(Equal.equals(a, b)).toBe(true)
     expect(Hash.hash(a)).toBe(Hash.hash(b))
-    for (const other of [
-      { name: "m", version: "1", package: "p", modules: { a: "x", b: "y" } },
-      { name: "n", version: "1.1", package: "p", modules: { a: "x", b: "y" } },
-      { name: "n", version: "1", package: "q", modules: { a: "x", b: "y" } },
-      { name: "n", version: "1", package: "p", modules: { a: "x" } },
-      { name: "n", version: "1", package: "p", modules: { a: "x", b: "z" } },
-      { name: "n", version: "1", package: "p", modules: { a: "x", c: "y" } }
-    ]) {
+    for (
+      const other of [
+        { name: "m", version: "1", package: "p", modules: { a: "x", b: "y" } },
+        { name: "n", version: "1.1", package: "p", modules: { a: "x", b: "y" } },
+        { name: "n", version: "1", package: "q", modules: { a: "x", b: "y" } },
+        { name: "n", version: "1", package: "p", modules: { a: "x" } },
+        { name: "n", version: "1", package: "p", modules: { a: "x", b: "z" } },
+        { name: "n", version: "1", package: "p", modules: { a: "x", c: "y" } }
+      ]
+    ) {
       expect(Equal.equals(a, mustMake(other)), JSON.stringify(other)).toBe(false)
     }
   })
@@ -160,8 +167,38 @@ describe("Manifest.write", () => {
       seed = (seed * 1103515245 + 12345) % 2147483648
       return seed / 2147483648
     }
-    const alphabet = ["a", "Z", "0", ".", "-", "_", " ", "\"", "'", "\\", "\n", "\r", "\t", "\u0000", "\u0007",
-      "\u007f", "\u0085", "é", "ß", "€", "\u2028", "\u{1F600}", "\uD800", "\uDC00", "{", "}", "#", "$", "\\x", "\\N"]
+    const alphabet = [
+      "a",
+      "Z",
+      "0",
+      ".",
+      "-",
+      "_",
+      " ",
+      "\"",
+      "'",
+      "\\",
+      "\n",
+      "\r",
+      "\t",
+      "\u0000",
+      "\u0007",
+      "\u007f",
+      "\u0085",
+      "é",
+      "ß",
+      "€",
+      "\u2028",
+      "\u{1F600}",
+      "\uD800",
+      "\uDC00",
+      "{",
+      "}",
+      "#",
+      "$",
+      "\\x",
+      "\\N"
+    ]
     const str = (max: number) => {
       let s = ""
       const n = Math.floor(random() * max)

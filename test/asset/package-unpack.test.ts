@@ -54,7 +54,11 @@ describe("Package.unpack", () => {
   it.scoped("extracts directory entries and files in subdirectories of a crafted zip", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
-      const zip = yield* put(dir, "p.4ml", rawZip([MANIFEST, { name: "empty/" }, { ...file("a/b.py", "b"), method: 0 }]))
+      const zip = yield* put(
+        dir,
+        "p.4ml",
+        rawZip([MANIFEST, { name: "empty/" }, { ...file("a/b.py", "b"), method: 0 }])
+      )
       const target = nodePath.join(dir, "out")
       yield* Package.unpack(zip, target)
       expect(nodeFs.statSync(nodePath.join(target, "empty")).isDirectory()).toBe(true)
@@ -71,8 +75,16 @@ describe("Package.unpack", () => {
     ["a backslash parent path", () => [MANIFEST, file("..\\evil.py")], /invalid relative path|escapes/],
     ["a backslash absolute path", () => [MANIFEST, file("\\tmp\\evil.py")], /absolute path/],
     ["a drive letter", () => [MANIFEST, file("C:/evil.py")], /absolute path/],
-    ["a symbolic link", () => [MANIFEST, { name: "link", data: Buffer.from("/etc/passwd"), mode: 0o120777 }], /symbolic link/],
-    ["a symbolic link made on OS X", () => [MANIFEST, { name: "link", data: Buffer.from(".."), mode: 0o120755, versionMadeBy: 0x1314 }], /symbolic link/],
+    [
+      "a symbolic link",
+      () => [MANIFEST, { name: "link", data: Buffer.from("/etc/passwd"), mode: 0o120777 }],
+      /symbolic link/
+    ],
+    [
+      "a symbolic link made on OS X",
+      () => [MANIFEST, { name: "link", data: Buffer.from(".."), mode: 0o120755, versionMadeBy: 0x1314 }],
+      /symbolic link/
+    ],
     ["a device file", () => [MANIFEST, { name: "dev", mode: 0o020644 }], /special file/],
     ["a duplicate entry", () => [MANIFEST, file("a.py"), file("a.py", "y")], /appears twice/],
     ["a file that is also a directory", () => [MANIFEST, file("a"), file("a/b.py")], /both a file and a directory/],
@@ -82,10 +94,22 @@ describe("Package.unpack", () => {
     ["an unsupported compression method", () => [MANIFEST, { ...file("a.py"), method: 14 }], /compression method 14/],
     ["no manifest", () => [file("a.py")], /no manifest/],
     ["a manifest below the root", () => [{ ...MANIFEST, name: "x/__4ml__.py" }], /no manifest/],
-    ["a bad manifest", () => [file("__4ml__.py", "NAME = 'x"), file("a.py")], /invalid manifest __4ml__\.py: syntax error/],
+    [
+      "a bad manifest",
+      () => [file("__4ml__.py", "NAME = 'x"), file("a.py")],
+      /invalid manifest __4ml__\.py: syntax error/
+    ],
     ["a manifest that is not UTF-8", () => [{ name: "__4ml__.py", data: Buffer.from([0xff, 0xfe]) }], /not UTF-8/],
-    ["a zip bomb entry", () => [MANIFEST, file("zeros.bin", "\u0000".repeat(4 * 1024 * 1024))], /expands \d+ times .*zip bomb/],
-    ["a stored size that lies", () => [MANIFEST, { ...file("a.py", "0123456789"), method: 0, size: 5 }], /compressed\/uncompressed size mismatch/]
+    [
+      "a zip bomb entry",
+      () => [MANIFEST, file("zeros.bin", "\u0000".repeat(4 * 1024 * 1024))],
+      /expands \d+ times .*zip bomb/
+    ],
+    [
+      "a stored size that lies",
+      () => [MANIFEST, { ...file("a.py", "0123456789"), method: 0, size: 5 }],
+      /compressed\/uncompressed size mismatch/
+    ]
   ]
 
   it.scoped.each(hostile.map(([name, entries, reason]) => ({ name, entries, reason })))(
@@ -105,8 +129,16 @@ describe("Package.unpack", () => {
   // These pass the central directory checks and fail while extracting: what was written is removed again.
   const corrupt: ReadonlyArray<readonly [string, ReadonlyArray<RawEntry>, RegExp]> = [
     ["a wrong CRC-32", [MANIFEST, file("a.py"), { ...file("b.py"), crc: 1234 }], /b\.py.*CRC-32/],
-    ["corrupt deflate data", [MANIFEST, file("a.py"), { ...file("b.py"), raw: Buffer.from([0xff, 0xff, 0xff, 0xff]) }], /bad entry "b\.py"/],
-    ["a deflated size that lies", [MANIFEST, file("a.py"), { ...file("b.py", "0123456789".repeat(100)), size: 10 }], /too many bytes|b\.py/]
+    [
+      "corrupt deflate data",
+      [MANIFEST, file("a.py"), { ...file("b.py"), raw: Buffer.from([0xff, 0xff, 0xff, 0xff]) }],
+      /bad entry "b\.py"/
+    ],
+    [
+      "a deflated size that lies",
+      [MANIFEST, file("a.py"), { ...file("b.py", "0123456789".repeat(100)), size: 10 }],
+      /too many bytes|b\.py/
+    ]
   ]
 
   it.scoped.each(corrupt.map(([name, entries, reason]) => ({ name, entries, reason })))(

@@ -2,11 +2,11 @@
  * Opening, creating and re-zipping packages against ForML's own zips (helloworld*.4ml, packages.json); unpacking and
  * the checks on crafted zips are in package-unpack.test.ts.
  */
+import { FileSystem } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import * as nodeFs from "node:fs"
 import * as nodePath from "node:path"
-import { FileSystem } from "@effect/platform"
 import { Manifest } from "../../src/asset/Manifest.js"
 import { Package } from "../../src/asset/Package.js"
 import {
@@ -145,7 +145,7 @@ describe("Package.create", () => {
         "pkg/__4ml__.py",
         "pkg/run.sh"
       ])
-      expect(entries.find((e) => e.name === "pkg/run.sh")?.externalAttr).toBe(((0o100755 << 16) >>> 0))
+      expect(entries.find((e) => e.name === "pkg/run.sh")?.externalAttr).toBe((0o100755 << 16) >>> 0)
       expect(entries.find((e) => e.name === "linked/data.txt")?.data.toString()).toBe("linked")
     }).pipe(Effect.provide(layer)))
 
@@ -156,7 +156,9 @@ describe("Package.create", () => {
       nodeFs.symlinkSync("..", nodePath.join(source, "a", "up"))
       const cycle = yield* Effect.flip(Package.create(source, smallManifest, nodePath.join(dir, "p.4ml")))
       expect(cycle.message).toMatch(/directory cycle/)
-      const missing = yield* Effect.flip(Package.create(nodePath.join(dir, "nope"), smallManifest, nodePath.join(dir, "q.4ml")))
+      const missing = yield* Effect.flip(
+        Package.create(nodePath.join(dir, "nope"), smallManifest, nodePath.join(dir, "q.4ml"))
+      )
       expect(missing._tag).toBe("InvalidPackage")
       expect(nodeFs.readdirSync(dir)).toEqual(["src"])
     }).pipe(Effect.provide(layer)))

@@ -41,7 +41,12 @@ export const manifestVectors = readJson<ManifestVectors>("forml-vectors", "manif
 export const [hello1, hello2] = vectors.packages as [PackageVector, PackageVector]
 export const zipOf = (v: PackageVector) => sharedPath("forml-vectors", v.file)
 
-export const plain = (m: Manifest) => ({ name: m.name, version: m.version.toString(), package: m.package, modules: { ...m.modules } })
+export const plain = (m: Manifest) => ({
+  name: m.name,
+  version: m.version.toString(),
+  package: m.package,
+  modules: { ...m.modules }
+})
 export const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex")
 
 export interface ListedEntry {

@@ -18,7 +18,6 @@ import {
   withOrdinal
 } from "./vectorValues.js"
 
-
 interface TagCase {
   readonly name: string
   readonly tag: VTag
@@ -157,11 +156,15 @@ const inputOf = (c: InputCase): string | Uint8Array =>
   c.toml ?? new Uint8Array(Buffer.from(c.tomlBase64 ?? "", "base64"))
 const isDateTime = (v: V): boolean => v !== null && typeof v === "object" && ("$datetime" in v || "$datetimeZ" in v)
 // ForML keeps a timestamp of the wrong type (a string, a local date or time, an int) without complaint
-const wrongTimestamp = inputs.filter((c) => c.ok && c.tag !== null && c.tag.training.timestamp !== null &&
-  !isDateTime(c.tag.training.timestamp))
+const wrongTimestamp = inputs.filter((c) =>
+  c.ok && c.tag !== null && c.tag.training.timestamp !== null &&
+  !isDateTime(c.tag.training.timestamp)
+)
 // ForML fails only because [training], its timestamp or [tuning] is missing
-const missingMode = inputs.filter((c) => !c.ok && c.error?.type === "KeyError" &&
-  ["'training'", "'timestamp'", "'tuning'"].includes(c.error.message) && /^states = /m.test(c.toml ?? ""))
+const missingMode = inputs.filter((c) =>
+  !c.ok && c.error?.type === "KeyError" &&
+  ["'training'", "'timestamp'", "'tuning'"].includes(c.error.message) && /^states = /m.test(c.toml ?? "")
+)
 const accepted = inputs.filter((c) => c.ok && !wrongTimestamp.includes(c))
 const rejected = inputs.filter((c) => !c.ok && !missingMode.includes(c))
 
@@ -247,9 +250,12 @@ describe("Tag", () => {
   })
 
   it("builds a trained, tuned tag with states", () => {
-    const tag = Tag.withStates(Tag.tuned(Tag.trained(at("2019-04-01T00:00:00"), Option.some(3n)), at("2019-04-05T00:00:00"), 0.5), [
-      sid
-    ])
+    const tag = Tag.withStates(
+      Tag.tuned(Tag.trained(at("2019-04-01T00:00:00"), Option.some(3n)), at("2019-04-05T00:00:00"), 0.5),
+      [
+        sid
+      ]
+    )
     expect(Tag.isTrained(tag)).toBe(true)
     expect(Tag.isEmpty(tag)).toBe(false)
     expect(tag.states).toEqual([sid])
@@ -276,6 +282,8 @@ describe("Tag", () => {
     const text = withOrdinal("\"日本語\"")
     expect(ordinalOf(text)).toBe("日本語")
     expect(Equal.equals(decodeOk(new TextEncoder().encode(text)), decodeOk(text))).toBe(true)
-    expect(decodeErr(new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode(text)]))).toContain("byte order mark")
+    expect(decodeErr(new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode(text)]))).toContain(
+      "byte order mark"
+    )
   })
 })

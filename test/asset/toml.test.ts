@@ -1,10 +1,9 @@
 /** The TOML codec under Tag (reading, writing) and the date-time values it keeps to the microsecond. */
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Either, Equal, Option, TestClock } from "effect"
-import { Tag, Timestamp, TomlTable, type TomlValue } from "../../src/asset/Tag.js"
 import { readToml } from "../../src/asset/internal/tomlRead.js"
+import { Tag, Timestamp, TomlTable, type TomlValue } from "../../src/asset/Tag.js"
 import { decodeErr, decodeOk, get, ordinalOf, toV, trained, withOrdinal } from "./vectorValues.js"
-
 
 describe("TOML reading", () => {
   it.each([
@@ -156,7 +155,9 @@ describe("Timestamp", () => {
     expect(Timestamp.Order(a, b)).toBe(-1)
     expect(Timestamp.Order(b, a)).toBe(1)
     expect(Equal.equals(a, get(Timestamp.parse("2019-04-01T00:00:00Z")))).toBe(false)
-    expect(Equal.equals(get(Timestamp.parse("2019-04-01T00:00:00Z")), get(Timestamp.parse("2019-04-01T00:00:00+00:00"))))
+    expect(
+      Equal.equals(get(Timestamp.parse("2019-04-01T00:00:00Z")), get(Timestamp.parse("2019-04-01T00:00:00+00:00")))
+    )
       .toBe(true)
   })
 

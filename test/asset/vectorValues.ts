@@ -3,9 +3,9 @@
  */
 import { expect } from "@effect/vitest"
 import { Either, Option } from "effect"
+import { floatRepr } from "../../src/asset/internal/pythonRepr.js"
 import { StateId } from "../../src/asset/StateId.js"
 import { LocalDate, LocalTime, Tag, Timestamp, TomlTable, type TomlValue } from "../../src/asset/Tag.js"
-import { floatRepr } from "../../src/asset/internal/pythonRepr.js"
 
 export type V =
   | null

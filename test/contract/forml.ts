@@ -5,7 +5,8 @@
  */
 import { NodeContext } from "@effect/platform-node"
 import { afterAll, beforeAll, describe, expect, layer as layerSuite } from "@effect/vitest"
-import { Chunk, Effect, Either, Equal, Layer, Option, Stream } from "effect"
+import type { Layer } from "effect"
+import { Chunk, Effect, Either, Equal, Option, Stream } from "effect"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -198,8 +199,7 @@ export const formlContract = <R, E>(
           yield* reg.push(pkg)
           expect((yield* Directory.releases(project())).map(String)).toEqual([projectRelease().toString()])
           expect(yield* Directory.generations(project(), projectRelease())).toEqual([])
-        }).pipe(Effect.provide(registry(freshRepoid())))
-      )
+        }).pipe(Effect.provide(registry(freshRepoid()))))
 
       it.effect("mount: the release unpacks with its manifest", () =>
         Effect.gen(function*() {
@@ -211,8 +211,7 @@ export const formlContract = <R, E>(
           expect(mounted.manifest.package).toBe(pkg.manifest.package)
           expect(mounted.manifest.name).toBe(pkg.manifest.name)
           expect(String(mounted.manifest.version)).toBe(String(projectRelease()))
-        }).pipe(Effect.provide(registry(freshRepoid())), Effect.provide(NodeContext.layer))
-      )
+        }).pipe(Effect.provide(registry(freshRepoid())), Effect.provide(NodeContext.layer)))
 
       it.effect("pull: the release's package comes back with the same manifest and entries", () =>
         Effect.gen(function*() {
@@ -221,8 +220,7 @@ export const formlContract = <R, E>(
           const pulled = yield* reg.pull(project(), projectRelease())
           expect(pulled.kind).toBe("zip")
           expect(Equal.equals(pulled.manifest, pkg.manifest)).toBe(true)
-        }).pipe(Effect.provide(registry(freshRepoid())))
-      )
+        }).pipe(Effect.provide(registry(freshRepoid()))))
 
       it.effect("read: every state of the generation reads back as written", () =>
         Effect.gen(function*() {
@@ -234,8 +232,7 @@ export const formlContract = <R, E>(
               hexOf(value)
             )
           }
-        }).pipe(Effect.provide(registry(freshRepoid())))
-      )
+        }).pipe(Effect.provide(registry(freshRepoid()))))
 
       it.effect("open: the generation's tag equals the closed one", () =>
         Effect.gen(function*() {
@@ -244,8 +241,7 @@ export const formlContract = <R, E>(
           const opened = yield* reg.open(project(), projectRelease(), trainingA.generation)
           expect(Tag.equals(opened, trainingA.tag)).toBe(true)
           expect(Tag.encode(opened)).toBe(Tag.encode(trainingA.tag))
-        }).pipe(Effect.provide(registry(freshRepoid())))
-      )
+        }).pipe(Effect.provide(registry(freshRepoid()))))
 
       // ForML's test_serializable: a registry rebuilt from its settings equals the original. Here: a new instance
       // on the same repoid sees the same content.

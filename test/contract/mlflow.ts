@@ -2,17 +2,18 @@
  * The behaviour every Mlflow layer shares (Memory, Http against the emulator or a server, FileStore), as one suite.
  * It assumes no id format for experiments (sqlite "1", file store 18 digits) and never deletes the Default experiment.
  */
-import { Chunk, Effect, Either, Layer, ManagedRuntime, Option, Stream } from "effect"
-import { afterAll, describe, expect, it } from "vitest"
+import type { Layer } from "effect"
+import { Chunk, Effect, Either, ManagedRuntime, Option, Stream } from "effect"
 import { createHash } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { afterAll, describe, expect, it } from "vitest"
+import { filterOfText } from "../../emulator/filters.js"
 import * as Filter from "../../src/mlflow/Filter.js"
 import { concatBytes, downloadBytes, Mlflow } from "../../src/mlflow/Mlflow.js"
 import type { Run, ViewType } from "../../src/mlflow/Mlflow.js"
-import { filterOfText } from "../../emulator/filters.js"
 import { sharedPath } from "../support/shared.js"
 
 export interface MlflowContractOptions {
@@ -75,7 +76,9 @@ const recordedRuns: ReadonlyArray<RecordedRun> = recording
   })
 
 const recordedFilters: ReadonlyArray<RecordedFilter> = recording
-  .filter((l) => l.scenario === "runs" && l.request.path.endsWith("/runs/search") && typeof l.request.json?.["filter"] === "string")
+  .filter((l) =>
+    l.scenario === "runs" && l.request.path.endsWith("/runs/search") && typeof l.request.json?.["filter"] === "string"
+  )
   .map((l) => ({
     step: l.step,
     text: String(l.request.json?.["filter"]),
@@ -130,7 +133,9 @@ const largeStream = (total: number): Stream.Stream<Uint8Array> =>
     )
 const largeSha256 = (total: number): string => {
   const hash = createHash("sha256")
-  for (let i = 0; i < largeChunks(total); i++) hash.update(largeChunk(i, Math.min(LARGE_CHUNK, total - i * LARGE_CHUNK)))
+  for (let i = 0; i < largeChunks(total); i++) {
+    hash.update(largeChunk(i, Math.min(LARGE_CHUNK, total - i * LARGE_CHUNK)))
+  }
   return hash.digest("hex")
 }
 
@@ -159,15 +164,28 @@ export const mlflowContract = <E>(
 
   /** A fresh experiment for one test. */
   const experiment = (label: string) => Effect.flatMap(Mlflow, (m) => m.createExperiment(unique(label)))
-  const run = (label: string, extra: { readonly startTime?: number; readonly tags?: ReadonlyArray<{ key: string; value: string }> } = {}) =>
+  const run = (
+    label: string,
+    extra: { readonly startTime?: number; readonly tags?: ReadonlyArray<{ key: string; value: string }> } = {}
+  ) =>
     Effect.gen(function*() {
       const m = yield* Mlflow
       const experimentId = yield* experiment(label)
       return yield* m.createRun({ experimentId, runName: label, ...extra })
     })
-  const runsOf = (experimentIds: ReadonlyArray<string>, more: { readonly filter?: Filter.Filter; readonly viewType?: ViewType; readonly pageSize?: number; readonly orderBy?: ReadonlyArray<string> } = {}) =>
-    Effect.flatMap(Mlflow, (m) =>
-      Effect.map(Stream.runCollect(m.searchRuns({ experimentIds, ...more })), Chunk.toReadonlyArray))
+  const runsOf = (
+    experimentIds: ReadonlyArray<string>,
+    more: {
+      readonly filter?: Filter.Filter
+      readonly viewType?: ViewType
+      readonly pageSize?: number
+      readonly orderBy?: ReadonlyArray<string>
+    } = {}
+  ) =>
+    Effect.flatMap(
+      Mlflow,
+      (m) => Effect.map(Stream.runCollect(m.searchRuns({ experimentIds, ...more })), Chunk.toReadonlyArray)
+    )
 
   describe(`Mlflow contract: ${name}`, () => {
     // One runtime for the whole suite, on the live clock. (@effect/vitest's `layer` is not used: it rebinds the
@@ -183,7 +201,9 @@ export const mlflowContract = <E>(
         Effect.gen(function*() {
           const m = yield* Mlflow
           const name = unique("exp")
-          const id = yield* m.createExperiment(name, { tags: [{ key: "team", value: "ml" }, { key: "ns/sub key", value: "x" }] })
+          const id = yield* m.createExperiment(name, {
+            tags: [{ key: "team", value: "ml" }, { key: "ns/sub key", value: "x" }]
+          })
           expect(typeof id).toBe("string")
           expect(id).not.toBe("")
           const byId = yield* m.getExperiment(id)
@@ -259,7 +279,9 @@ export const mlflowContract = <E>(
           yield* m.deleteExperiment(b)
           const search = (viewType?: ViewType) =>
             Effect.map(
-              Stream.runCollect(m.searchExperiments({ filter: Filter.and(Filter.tag("contract.group", group)), viewType })),
+              Stream.runCollect(
+                m.searchExperiments({ filter: Filter.and(Filter.tag("contract.group", group)), viewType })
+              ),
               (c) => Chunk.toReadonlyArray(c).map((e) => e.experimentId).sort()
             )
           expect(yield* search()).toEqual([a])
@@ -267,7 +289,9 @@ export const mlflowContract = <E>(
           expect(yield* search("DELETED_ONLY")).toEqual([b])
           expect(yield* search("ALL")).toEqual([a, b].sort())
           const aName = (yield* m.getExperiment(a)).name
-          const byName = yield* Stream.runCollect(m.searchExperiments({ filter: Filter.and(Filter.attribute("name", aName)) }))
+          const byName = yield* Stream.runCollect(
+            m.searchExperiments({ filter: Filter.and(Filter.attribute("name", aName)) })
+          )
           expect(Chunk.toReadonlyArray(byName).map((e) => e.experimentId)).toEqual([a])
           const all = yield* Stream.runCollect(m.searchExperiments())
           expect(Chunk.toReadonlyArray(all).some((e) => e.name === "Default")).toBe(true)
@@ -298,9 +322,10 @@ export const mlflowContract = <E>(
             expect(yield* Effect.flip(Stream.runCollect(m.searchExperiments({ pageSize })))).toMatchObject({
               _tag: "InvalidInput"
             })
-            expect(yield* Effect.flip(Stream.runCollect(m.searchRuns({ experimentIds: ["0"], pageSize })))).toMatchObject({
-              _tag: "InvalidInput"
-            })
+            expect(yield* Effect.flip(Stream.runCollect(m.searchRuns({ experimentIds: ["0"], pageSize }))))
+              .toMatchObject({
+                _tag: "InvalidInput"
+              })
           }
         }))
 
@@ -350,7 +375,11 @@ export const mlflowContract = <E>(
       test("a missing run or experiment is NotFound", () =>
         Effect.gen(function*() {
           const m = yield* Mlflow
-          expect(yield* Effect.flip(m.getRun(MISSING_RUN))).toMatchObject({ _tag: "NotFound", entity: "run", key: MISSING_RUN })
+          expect(yield* Effect.flip(m.getRun(MISSING_RUN))).toMatchObject({
+            _tag: "NotFound",
+            entity: "run",
+            key: MISSING_RUN
+          })
           expect(yield* Effect.flip(m.createRun({ experimentId: MISSING_EXPERIMENT }))).toMatchObject({
             _tag: "NotFound",
             entity: "experiment"
@@ -382,7 +411,9 @@ export const mlflowContract = <E>(
             if (recorded.status === 200) {
               expect(Either.isRight(result), recorded.step).toBe(true)
               if (Either.isRight(result)) {
-                expect(result.right.map((r) => r.info.runName), `${recorded.step}: ${recorded.text}`).toEqual(recorded.runNames)
+                expect(result.right.map((r) => r.info.runName), `${recorded.step}: ${recorded.text}`).toEqual(
+                  recorded.runNames
+                )
               }
             } else {
               expect(Either.isLeft(result), recorded.step).toBe(true)
@@ -395,16 +426,27 @@ export const mlflowContract = <E>(
         Effect.gen(function*() {
           const m = yield* Mlflow
           const experimentId = yield* experiment("quotes")
-          const one = yield* m.createRun({ experimentId, runName: "one", startTime: 3, tags: [{ key: "k", value: "it's" }] })
-          const two = yield* m.createRun({ experimentId, runName: "two", startTime: 2, tags: [{ key: "k", value: 'say "hi"' }] })
+          const one = yield* m.createRun({
+            experimentId,
+            runName: "one",
+            startTime: 3,
+            tags: [{ key: "k", value: "it's" }]
+          })
+          const two = yield* m.createRun({
+            experimentId,
+            runName: "two",
+            startTime: 2,
+            tags: [{ key: "k", value: "say \"hi\"" }]
+          })
           yield* m.createRun({ experimentId, runName: "three", startTime: 1 })
           const names = (filter: Filter.Filter) =>
             Effect.map(runsOf([experimentId], { filter }), (rs) => rs.map((r) => r.info.runName))
           expect(yield* names(Filter.and(Filter.tag("k", "it's")))).toEqual(["one"])
-          expect(yield* names(Filter.and(Filter.tag("k", 'say "hi"')))).toEqual(["two"])
+          expect(yield* names(Filter.and(Filter.tag("k", "say \"hi\"")))).toEqual(["two"])
           expect(yield* names(Filter.and(Filter.tag("k", "it's", "!=")))).toEqual(["two"])
           expect(yield* names(Filter.and(Filter.attribute("run_id", one.runId)))).toEqual(["one"])
-          expect(yield* names(Filter.and(Filter.attribute("run_name", "two"), Filter.attribute("status", "RUNNING")))).toEqual(["two"])
+          expect(yield* names(Filter.and(Filter.attribute("run_name", "two"), Filter.attribute("status", "RUNNING"))))
+            .toEqual(["two"])
           expect(yield* names(Filter.and(Filter.tag("k", "it's"), Filter.attribute("run_id", two.runId)))).toEqual([])
           const both = yield* Effect.flip(runsOf([experimentId], { filter: Filter.and(Filter.tag("k", `a'b"c`)) }))
           expect(both).toMatchObject({ _tag: "InvalidInput" })
@@ -417,7 +459,11 @@ export const mlflowContract = <E>(
           const a = yield* m.createRun({ experimentId, runName: "a", startTime: 2 })
           const b = yield* m.createRun({ experimentId, runName: "b", startTime: 1 })
           yield* m.deleteRun(b.runId)
-          const ids = (viewType?: ViewType) => Effect.map(runsOf([experimentId], { viewType }), (rs) => rs.map((r) => r.runId))
+          const ids = (viewType?: ViewType) =>
+            Effect.map(
+              runsOf([experimentId], viewType === undefined ? {} : { viewType }),
+              (rs) => rs.map((r) => r.runId)
+            )
           expect(yield* ids()).toEqual([a.runId])
           expect(yield* ids("ACTIVE_ONLY")).toEqual([a.runId])
           expect(yield* ids("DELETED_ONLY")).toEqual([b.runId])
@@ -429,7 +475,9 @@ export const mlflowContract = <E>(
           const m = yield* Mlflow
           const experimentId = yield* experiment("runpages")
           const created: Array<Run> = []
-          for (let i = 0; i < 5; i++) created.push(yield* m.createRun({ experimentId, startTime: 1700000000000 + i * 1000 }))
+          for (let i = 0; i < 5; i++) {
+            created.push(yield* m.createRun({ experimentId, startTime: 1700000000000 + i * 1000 }))
+          }
           const expected = [...created].reverse().map((r) => r.runId)
           for (const pageSize of [1, 2, 4, 5, 1000]) {
             const got = (yield* runsOf([experimentId], { pageSize })).map((r) => r.runId)
@@ -446,7 +494,9 @@ export const mlflowContract = <E>(
           const experimentId = yield* experiment("order")
           const starts = [1700002003000, 1700002001000, 1700002002000, 1700002002000, 1700002004000]
           const runs: Array<Run> = []
-          for (const [i, startTime] of starts.entries()) runs.push(yield* m.createRun({ experimentId, runName: `b${i + 1}`, startTime }))
+          for (const [i, startTime] of starts.entries()) {
+            runs.push(yield* m.createRun({ experimentId, runName: `b${i + 1}`, startTime }))
+          }
           const byStartThenId = (asc: boolean, idAsc: boolean) =>
             [...runs]
               .sort((x, y) =>
@@ -455,11 +505,16 @@ export const mlflowContract = <E>(
               )
               .map((r) => r.runId)
           const ids = (orderBy?: ReadonlyArray<string>) =>
-            Effect.map(runsOf([experimentId], { orderBy, pageSize: 2 }), (rs) => rs.map((r) => r.runId))
+            Effect.map(
+              runsOf([experimentId], { ...(orderBy === undefined ? {} : { orderBy }), pageSize: 2 }),
+              (rs) => rs.map((r) => r.runId)
+            )
           expect(yield* ids()).toEqual(byStartThenId(false, true))
           expect(yield* ids(["attributes.start_time ASC"])).toEqual(byStartThenId(true, true))
           expect(yield* ids(["attributes.start_time DESC"])).toEqual(byStartThenId(false, true))
-          expect(yield* ids(["attributes.start_time ASC", "attributes.run_id DESC"])).toEqual(byStartThenId(true, false))
+          expect(yield* ids(["attributes.start_time ASC", "attributes.run_id DESC"])).toEqual(
+            byStartThenId(true, false)
+          )
           expect(yield* ids(["attributes.run_id ASC"])).toEqual(runs.map((r) => r.runId).sort())
           expect(yield* ids(["attributes.run_id DESC"])).toEqual(runs.map((r) => r.runId).sort().reverse())
         }))
@@ -494,9 +549,10 @@ export const mlflowContract = <E>(
             })
           }
           const experimentId = created.info.experimentId
-          expect(yield* Effect.flip(m.createRun({ experimentId, tags: [{ key: "bad key!", value: "v" }] }))).toMatchObject({
-            _tag: "InvalidInput"
-          })
+          expect(yield* Effect.flip(m.createRun({ experimentId, tags: [{ key: "bad key!", value: "v" }] })))
+            .toMatchObject({
+              _tag: "InvalidInput"
+            })
         }))
 
       test("setTags writes 101 tags, the last value wins, and a batch with a bad key writes nothing", () =>
@@ -509,7 +565,9 @@ export const mlflowContract = <E>(
           const got = yield* m.getRun(created.runId)
           for (const t of tags) expect(tagValue(got, t.key)).toBe(t.value)
           expect(tagValue(got, "dup")).toBe("second")
-          const bad = yield* Effect.flip(m.setTags(created.runId, [{ key: "valid.before", value: "x" }, { key: "bad key!", value: "v" }]))
+          const bad = yield* Effect.flip(
+            m.setTags(created.runId, [{ key: "valid.before", value: "x" }, { key: "bad key!", value: "v" }])
+          )
           expect(bad).toMatchObject({ _tag: "InvalidInput" })
           expect(tagValue(yield* m.getRun(created.runId), "valid.before")).toBeUndefined()
         }))
@@ -625,8 +683,14 @@ export const mlflowContract = <E>(
           yield* m.uploadArtifact(info, "model/a.txt", text("a"))
           yield* m.uploadArtifact(info, "dir a/my file+x.txt", text("encoded"))
           yield* m.uploadArtifact(info, "hello.txt", text("hello world\n"))
-          const plain = (fs: ReadonlyArray<{ readonly path: string; readonly isDir: boolean; readonly fileSize?: number | undefined }>) =>
-            fs.map((f) => (f.isDir ? { path: f.path, isDir: true } : { path: f.path, isDir: false, fileSize: f.fileSize }))
+          const plain = (
+            fs: ReadonlyArray<
+              { readonly path: string; readonly isDir: boolean; readonly fileSize?: number | undefined }
+            >
+          ) =>
+            fs.map((
+              f
+            ) => (f.isDir ? { path: f.path, isDir: true } : { path: f.path, isDir: false, fileSize: f.fileSize }))
           expect(plain(yield* m.listArtifacts(info))).toEqual([
             { path: "dir a", isDir: true },
             { path: "hello.txt", isDir: false, fileSize: 12 },
@@ -676,7 +740,9 @@ export const mlflowContract = <E>(
           const missing = yield* Effect.flip(downloadBytes(info, "missing.txt"))
           expect(missing).toMatchObject({ _tag: "NotFound", entity: "artifact" })
           for (const path of ["../x", "/abs", "a/../b", "a//b", "./a", "a\\b"]) {
-            expect(yield* Effect.flip(m.uploadArtifact(info, path, text("x"))), path).toMatchObject({ _tag: "InvalidInput" })
+            expect(yield* Effect.flip(m.uploadArtifact(info, path, text("x"))), path).toMatchObject({
+              _tag: "InvalidInput"
+            })
             expect(yield* Effect.flip(downloadBytes(info, path)), path).toMatchObject({ _tag: "InvalidInput" })
             expect(yield* Effect.flip(m.listArtifacts(info, path)), path).toMatchObject({ _tag: "InvalidInput" })
           }

@@ -3,15 +3,16 @@
  * against the emulator, FileStore), as one suite. Each test builds its own registry instances on a fresh store and
  * uses its own repoid and project names, so the suite also holds on a store shared between tests.
  */
-import { FileSystem, Path } from "@effect/platform"
+import type { Path } from "@effect/platform"
+import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { Chunk, Effect, Either, Layer, Option, Stream } from "effect"
 import type { Scope } from "effect"
-import { describe, expect, it } from "vitest"
 import { createHash, randomUUID } from "node:crypto"
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { describe, expect, it } from "vitest"
 import { GenerationKey } from "../../src/asset/GenerationKey.js"
 import { Manifest } from "../../src/asset/Manifest.js"
 import { Package } from "../../src/asset/Package.js"
@@ -111,8 +112,10 @@ export const runsOf = (experiment: string) =>
     return yield* collect(mlflow.searchRuns({ experimentIds: [e.experimentId], viewType: "ALL" }))
   })
 
-export const experimentNames = Effect.flatMap(Mlflow, (mlflow) =>
-  Effect.map(collect(mlflow.searchExperiments({ viewType: "ALL" })), (es) => es.map((e) => e.name)))
+export const experimentNames = Effect.flatMap(
+  Mlflow,
+  (mlflow) => Effect.map(collect(mlflow.searchExperiments({ viewType: "ALL" })), (es) => es.map((e) => e.name))
+)
 
 /**
  * The experiments whose name holds `part` (a test's unique name): what a test created, even on a server that other
@@ -374,7 +377,10 @@ export const registryContract = <E>(
         const releaseRun = (yield* runsOf(`${project}@${repoid}`)).find((r) => tagOf(r, "forml.level") === "release")!
         yield* mlflow.createRun({
           experimentId: releaseRun.info.experimentId,
-          tags: [...Layout.generationTags(repoid, releaseRun.runId, randomUUID()), { key: Layout.TAG.commit, value: "2" }]
+          tags: [...Layout.generationTags(repoid, releaseRun.runId, randomUUID()), {
+            key: Layout.TAG.commit,
+            value: "2"
+          }]
         })
         expect(yield* collect(reg.generations(project, release))).toEqual([1, 2])
         const empty = yield* Effect.flip(reg.open(project, release, key.generation(2)))
@@ -394,7 +400,9 @@ export const registryContract = <E>(
         expect(yield* reg.read(project, release, key.generation(2), d)).toEqual(bytes("d"))
         // generation 1 holds only its own states
         expect((yield* Effect.flip(reg.read(project, release, key.generation(1), c)))._tag).toBe("NotFound")
-        const generations = (yield* runsOf(`${project}@${repoid}`)).filter((r) => tagOf(r, "forml.level") === "generation")
+        const generations = (yield* runsOf(`${project}@${repoid}`)).filter((r) =>
+          tagOf(r, "forml.level") === "generation"
+        )
         expect(generations).toHaveLength(2)
         // a close with a number already taken moves to the next free one
         const e = StateId.random()
@@ -417,7 +425,9 @@ export const registryContract = <E>(
         yield* reg.write(project, release, written, bytes("w"))
         yield* other.write(project, release, foreign, bytes("f"))
         // a state never written, then a state written by another instance (ForML would commit both)
-        const missing = yield* Effect.flip(reg.close(project, release, key.generation(1), tagWith(written, StateId.random())))
+        const missing = yield* Effect.flip(
+          reg.close(project, release, key.generation(1), tagWith(written, StateId.random()))
+        )
         expect(missing._tag).toBe("NotFound")
         const elsewhere = yield* Effect.flip(reg.close(project, release, key.generation(1), tagWith(written, foreign)))
         expect(elsewhere._tag).toBe("NotFound")
@@ -427,10 +437,16 @@ export const registryContract = <E>(
           .toBe("NotFound")
         // a tag ForML could not open (no training timestamp)
         const untrained = Tag.withStates(Tag.empty, [written])
-        expect((yield* Effect.flip(reg.close(project, release, key.generation(1), untrained)))._tag).toBe("InvalidInput")
+        expect((yield* Effect.flip(reg.close(project, release, key.generation(1), untrained)))._tag).toBe(
+          "InvalidInput"
+        )
         expect(yield* collect(reg.generations(project, release))).toEqual([])
         const runs = yield* runsOf(`${project}@${repoid}`)
-        expect(runs.some((r) => tagOf(r, "mlflow.source.git.commit") !== undefined && tagOf(r, "forml.level") === "generation"))
+        expect(
+          runs.some((r) =>
+            tagOf(r, "mlflow.source.git.commit") !== undefined && tagOf(r, "forml.level") === "generation"
+          )
+        )
           .toBe(false)
         // the training goes on and closes fine
         expect(yield* reg.close(project, release, key.generation(1), tagWith(written))).toBe(1)
@@ -492,7 +508,7 @@ export const registryContract = <E>(
         expect(Tag.equals(yield* (yield* fresh()).open(project, release, key.generation(1)), tagWith(sid))).toBe(true)
         expect(yield* collect((yield* fresh()).generations(project, release))).toEqual([1])
         expect((yield* collect((yield* fresh()).releases(project))).map(String)).toEqual(["1.2"])
-        expect(((yield* (yield* fresh()).pull(project, release))).manifest.name).toBe(project)
+        expect((yield* (yield* fresh()).pull(project, release)).manifest.name).toBe(project)
         const writer = yield* fresh()
         const sid2 = StateId.random()
         yield* writer.write(project, release, sid2, bytes("two"))
@@ -554,7 +570,10 @@ export const registryContract = <E>(
         yield* Effect.forEach(Array.from({ length: 25 }, (_, i) => i + 1), (n) =>
           mlflow.createRun({
             experimentId: releaseRun.info.experimentId,
-            tags: [...Layout.generationTags(repoid, releaseRun.runId, randomUUID()), { key: Layout.TAG.commit, value: String(n) }]
+            tags: [...Layout.generationTags(repoid, releaseRun.runId, randomUUID()), {
+              key: Layout.TAG.commit,
+              value: String(n)
+            }]
           }), { concurrency: 5, discard: true })
         const listed = yield* collect((yield* registry({ repoid })).generations(project, release))
         expect(listed).toEqual(Array.from({ length: 25 }, (_, i) => i + 1))

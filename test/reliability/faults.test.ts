@@ -5,10 +5,12 @@
  * bursts, 429 with Retry-After, resets, bodies cut short, slow replies, HTML pages, 200s that are not JSON); back-off
  * and timeouts run on the TestClock, so they take no real time.
  */
-import { FileSystem, Path } from "@effect/platform"
+import type { Path } from "@effect/platform"
+import { FileSystem } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Chunk, Clock, Effect, Exit, Fiber, Option, TestClock } from "effect"
 import type { Scope } from "effect"
+import type { Emulator, HttpFault } from "../../emulator/index.js"
 import { Package } from "../../src/asset/Package.js"
 import { StateId } from "../../src/asset/StateId.js"
 import { DecodeError, MlflowApiError, TransportError } from "../../src/errors.js"
@@ -17,7 +19,6 @@ import type { Mlflow } from "../../src/mlflow/Mlflow.js"
 import * as Directory from "../../src/registry/Directory.js"
 import { MlflowRegistry } from "../../src/registry/MlflowRegistry.js"
 import { Registry } from "../../src/registry/Registry.js"
-import type { Emulator, HttpFault } from "../../emulator/index.js"
 import {
   activeRuns,
   bytes,
@@ -82,13 +83,21 @@ const violations = (life: Lifecycle, duplicates = false) =>
     const found: Array<string> = []
     const back = yield* Effect.exit(readBack(life.repoid))
     if (Exit.isFailure(back)) {
-      found.push(`read back: ${Cause.squash(back.cause) instanceof Error ? (Cause.squash(back.cause) as Error).message : Cause.pretty(back.cause)}`)
+      found.push(`read back: ${
+        Cause.squash(back.cause) instanceof Error
+          ? (Cause.squash(back.cause) as Error).message
+          : Cause.pretty(back.cause)
+      }`)
       return found
     }
     for (const project of back.value) {
       for (const release of project.releases) {
-        if (release.package !== life.packageSha) found.push(`release ${release.release}: another package`)
-        if (duplicates && release.runs !== 1) found.push(`release ${release.release}: ${release.runs} active release runs`)
+        if (release.package !== life.packageSha) {
+          found.push(`release ${release.release}: another package`)
+        }
+        if (duplicates && release.runs !== 1) {
+          found.push(`release ${release.release}: ${release.runs} active release runs`)
+        }
         for (const g of release.generations) {
           if (g.states.length !== 2) found.push(`generation ${g.generation}: ${g.states.length} states`)
         }
@@ -119,38 +128,42 @@ describe("Faults on MlflowMemory: a failure at any call of a lifecycle", () => {
     new DecodeError({ operation: "injected", reason: "not JSON" })
   ]
 
-  it.scoped("fails typed or succeeds, reads back consistent, and the lifecycle completes when run again", () =>
-    Effect.gen(function*() {
-      const handle = Option.getOrThrow((yield* Probe).memory)
-      const { pkg, sha } = yield* helloworld
-      // a clean run counts the calls a lifecycle makes
-      yield* handle.resetCalls
-      yield* lifecycle(unique("r"), pkg)
-      const calls = yield* handle.calls
-      const total = Object.entries(calls).reduce((n, [method, c]) => (method.endsWith("Page") ? n : n + (c ?? 0)), 0)
-      expect(total).toBeGreaterThan(15)
+  it.scoped(
+    "fails typed or succeeds, reads back consistent, and the lifecycle completes when run again",
+    () =>
+      Effect.gen(function*() {
+        const handle = Option.getOrThrow((yield* Probe).memory)
+        const { pkg, sha } = yield* helloworld
+        // a clean run counts the calls a lifecycle makes
+        yield* handle.resetCalls
+        yield* lifecycle(unique("r"), pkg)
+        const calls = yield* handle.calls
+        const total = Object.entries(calls).reduce((n, [method, c]) => (method.endsWith("Page") ? n : n + (c ?? 0)), 0)
+        expect(total).toBeGreaterThan(15)
 
-      const report: Array<string> = []
-      const failed = new Set<string>()
-      for (let n = 1; n <= total; n++) {
-        // each lifecycle in a repository of its own: the store is shared, the registries never meet
-        const life: Lifecycle = { repoid: unique("r"), packageSha: sha }
-        yield* handle.failNth("*", n, errors[n % errors.length]!)
-        const first = yield* Effect.exit(lifecycle(life.repoid, pkg))
-        yield* handle.clearFaults
-        const tag = failureTag(first)
-        if (tag !== undefined) failed.add(tag)
-        for (const v of yield* violations(life)) report.push(`fault at call ${n} (${tag ?? "succeeded"}): ${v}`)
-        if (tag === undefined) continue
-        // after a failure, the same lifecycle run again by a fresh instance completes, and everything reads back
-        const second = yield* lifecycle(life.repoid, pkg)
-        expect(second.states).toHaveLength(2)
-        for (const v of yield* violations(life)) report.push(`fault at call ${n}, after a second run: ${v}`)
-      }
-      // every injected failure surfaced as itself (typed), none was swallowed into a success
-      expect([...failed].sort()).toEqual(["DecodeError", "MlflowApiError", "TransportError"])
-      expect(report).toEqual([])
-    }).pipe(Effect.provide(store("memory"))), 60_000)
+        const report: Array<string> = []
+        const failed = new Set<string>()
+        for (let n = 1; n <= total; n++) {
+          // each lifecycle in a repository of its own: the store is shared, the registries never meet
+          const life: Lifecycle = { repoid: unique("r"), packageSha: sha }
+          yield* handle.failNth("*", n, errors[n % errors.length]!)
+          const first = yield* Effect.exit(lifecycle(life.repoid, pkg))
+          yield* handle.clearFaults
+          const tag = failureTag(first)
+          if (tag !== undefined) failed.add(tag)
+          for (const v of yield* violations(life)) report.push(`fault at call ${n} (${tag ?? "succeeded"}): ${v}`)
+          if (tag === undefined) continue
+          // after a failure, the same lifecycle run again by a fresh instance completes, and everything reads back
+          const second = yield* lifecycle(life.repoid, pkg)
+          expect(second.states).toHaveLength(2)
+          for (const v of yield* violations(life)) report.push(`fault at call ${n}, after a second run: ${v}`)
+        }
+        // every injected failure surfaced as itself (typed), none was swallowed into a success
+        expect([...failed].sort()).toEqual(["DecodeError", "MlflowApiError", "TransportError"])
+        expect(report).toEqual([])
+      }).pipe(Effect.provide(store("memory"))),
+    60_000
+  )
 })
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -226,7 +239,14 @@ const KINDS: ReadonlyArray<FaultKind> = [
   },
   {
     name: "a 200 whose JSON is cut short",
-    faults: (match) => [{ status: 200, body: '{"run": {"info": {"run_id": "1", "experim', contentType: "application/json", match }],
+    faults: (
+      match
+    ) => [{
+      status: 200,
+      body: "{\"run\": {\"info\": {\"run_id\": \"1\", \"experim",
+      contentType: "application/json",
+      match
+    }],
     retried: false
   },
   {
@@ -304,8 +324,7 @@ const matches = (m: HttpFault["match"], method: string, path: string): boolean =
 
 const onFreshEmulator = <A, E>(
   body: Effect.Effect<A, E, Mlflow | Probe | FileSystem.FileSystem | Path.Path | Scope.Scope>
-) =>
-  Effect.scoped(body).pipe(Effect.provide(store("http", onEmulator)))
+) => Effect.scoped(body).pipe(Effect.provide(store("http", onEmulator)))
 
 describe("Faults over HTTP: each operation succeeds after MLflow's retries or fails typed, and reads back whole", () => {
   const sample = new Set([
@@ -345,28 +364,34 @@ describe("Faults over HTTP: each operation succeeds after MLflow's retries or fa
     }
   }
 
-  it.effect("a reply slower than the timeout is retried on the TestClock; idempotent calls leave no trace", () =>
-    Effect.gen(function*() {
-      for (const endpoint of ENDPOINTS.filter((e) => !e.name.endsWith("/create"))) {
-        yield* onFreshEmulator(Effect.gen(function*() {
-          const held = { count: 0 }
-          const run = yield* faultedLifecycle([{ delayMs: 50, match: endpoint.match }], (emulator) => {
-            // one jump past the timeout, once the held request has reached the server
-            if (held.count > 0) return false
-            const waiting = emulator.requests().some((r) => r.status === 0 && matches(endpoint.match, r.method, r.path))
-            if (waiting) held.count++
-            return waiting
-          })
-          const label = `slow reply on ${endpoint.name}`
-          expect(held.count, label).toBe(1)
-          // the package upload is the first PUT: a one-shot stream, not retried (see KNOWN), so it is left out here
-          if (endpoint.name !== "artifact upload") {
-            expect(failureTag(run.exit), label).toBeUndefined()
-            expect(run.violations, label).toEqual([])
-          }
-        }))
-      }
-    }), 60_000)
+  it.effect(
+    "a reply slower than the timeout is retried on the TestClock; idempotent calls leave no trace",
+    () =>
+      Effect.gen(function*() {
+        for (const endpoint of ENDPOINTS.filter((e) => !e.name.endsWith("/create"))) {
+          yield* onFreshEmulator(Effect.gen(function*() {
+            const held = { count: 0 }
+            const run = yield* faultedLifecycle([{ delayMs: 50, match: endpoint.match }], (emulator) => {
+              // one jump past the timeout, once the held request has reached the server
+              if (held.count > 0) return false
+              const waiting = emulator.requests().some((r) =>
+                r.status === 0 && matches(endpoint.match, r.method, r.path)
+              )
+              if (waiting) held.count++
+              return waiting
+            })
+            const label = `slow reply on ${endpoint.name}`
+            expect(held.count, label).toBe(1)
+            // the package upload is the first PUT: a one-shot stream, not retried (see KNOWN), so it is left out here
+            if (endpoint.name !== "artifact upload") {
+              expect(failureTag(run.exit), label).toBeUndefined()
+              expect(run.violations, label).toEqual([])
+            }
+          }))
+        }
+      }),
+    60_000
+  )
 
   it.effect("a retried experiment creation leaves one experiment", () =>
     onFreshEmulator(Effect.gen(function*() {
@@ -386,8 +411,10 @@ describe("Faults over HTTP: each operation succeeds after MLflow's retries or fa
 
 describe("Retried run creation", () => {
   const releaseRunsOf = (repoid: string) =>
-    Effect.map(activeRuns(`helloworld@${repoid}`), (runs) =>
-      runs.filter((r) => Option.contains(r.tag("forml.level"), "release")))
+    Effect.map(
+      activeRuns(`helloworld@${repoid}`),
+      (runs) => runs.filter((r) => Option.contains(r.tag("forml.level"), "release"))
+    )
 
   // Every create carries a token of its own (`forml.create`): MlflowHttp looks for it before retrying a create whose
   // reply was lost, and MlflowRegistry's convergence deletes every run of its token that is not canonical.
@@ -425,7 +452,9 @@ describe("Retried run creation", () => {
       const run = yield* faultedLifecycle(
         [{ delayMs: 30, times: 3, match: { path: "runs/create" } }],
         (emulator) => {
-          const held = emulator.requests().find((r) => r.status === 0 && r.path.includes("runs/create") && !jumped.has(r))
+          const held = emulator.requests().find((r) =>
+            r.status === 0 && r.path.includes("runs/create") && !jumped.has(r)
+          )
           if (held !== undefined) jumped.add(held)
           return held !== undefined
         }

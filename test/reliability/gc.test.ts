@@ -17,7 +17,9 @@ const release = key.release("1")
 
 /** A registry instance that writes a state (starting a training) and stops there, as a killed process would. */
 const abandoned = (repoid: string) =>
-  Effect.scoped(Effect.flatMap(MlflowRegistry.make({ repoid }), (r) => r.write(project, release, StateId.random(), bytes("x"))))
+  Effect.scoped(
+    Effect.flatMap(MlflowRegistry.make({ repoid }), (r) => r.write(project, release, StateId.random(), bytes("x")))
+  )
 
 describe("gc", () => {
   it("reads durations", () => {
@@ -45,8 +47,12 @@ describe("gc", () => {
         yield* registry.close(project, release, key.generation(1), trainedTag([sid]))
       }))
       yield* abandoned("gc")
-      yield* Effect.scoped(Effect.flatMap(MlflowRegistry.make({ repoid: "other" }), (r) =>
-        Effect.flatMap(Package.open(helloworldZip), (pkg) => r.push(pkg))))
+      yield* Effect.scoped(
+        Effect.flatMap(
+          MlflowRegistry.make({ repoid: "other" }),
+          (r) => Effect.flatMap(Package.open(helloworldZip), (pkg) => r.push(pkg))
+        )
+      )
       yield* abandoned("other")
       yield* TestClock.adjust(Duration.days(2))
       // a fresh orphan: a training that may still be running

@@ -4,13 +4,15 @@
  * writer left in the store, and server replies of the wrong shape. Each case fails with a typed error (its `_tag` is
  * checked) and writes nothing: the whole store is snapshot before and after.
  */
-import { FileSystem, Path } from "@effect/platform"
+import type { FileSystem, Path } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
-import { Cause, Effect, Either, Exit, Layer, ManagedRuntime, Option, Scope, Stream } from "effect"
+import type { Scope } from "effect"
+import { Cause, Effect, Either, Exit, Layer, ManagedRuntime, Option, Stream } from "effect"
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import type { Emulator, HttpFault } from "../../emulator/index.js"
 import { GenerationKey } from "../../src/asset/GenerationKey.js"
 import { Package } from "../../src/asset/Package.js"
 import { ProjectKey } from "../../src/asset/ProjectKey.js"
@@ -19,13 +21,12 @@ import { StateId } from "../../src/asset/StateId.js"
 import { Tag } from "../../src/asset/Tag.js"
 import * as Filter from "../../src/mlflow/Filter.js"
 import { Mlflow } from "../../src/mlflow/Mlflow.js"
-import * as MlflowFileStore from "../../src/mlflow/MlflowFileStore.js"
 import type { RunInfo } from "../../src/mlflow/Mlflow.js"
+import * as MlflowFileStore from "../../src/mlflow/MlflowFileStore.js"
 import * as Directory from "../../src/registry/Directory.js"
 import * as Layout from "../../src/registry/layout.js"
 import { MlflowRegistry } from "../../src/registry/MlflowRegistry.js"
 import { Registry } from "../../src/registry/Registry.js"
-import type { Emulator, HttpFault } from "../../emulator/index.js"
 import { runCli } from "../support/processes.js"
 import { rawZip } from "../support/zip.js"
 import { bytes, helloworldZip, key, Probe, sha256, store, type StoreKind, trainedTag, treeSnapshot } from "./support.js"
@@ -44,24 +45,61 @@ let scratch = ""
 const hostileFiles: Record<string, () => string> = {
   notZip: () => file("not-a-zip.4ml", Buffer.from("this is not a zip, but it ends in .4ml\n")),
   emptyFile: () => file("empty.4ml", Buffer.alloc(0)),
-  zipSlip: () => file("slip.4ml", rawZip([{ name: "__4ml__.py", data: manifest() }, { name: "../evil.py", data: Buffer.from("x") }])),
+  zipSlip: () =>
+    file(
+      "slip.4ml",
+      rawZip([{ name: "__4ml__.py", data: manifest() }, { name: "../evil.py", data: Buffer.from("x") }])
+    ),
   absolute: () =>
-    file("absolute.4ml", rawZip([{ name: "__4ml__.py", data: manifest() }, { name: "/tmp/forml-evil.py", data: Buffer.from("x") }])),
+    file(
+      "absolute.4ml",
+      rawZip([{ name: "__4ml__.py", data: manifest() }, { name: "/tmp/forml-evil.py", data: Buffer.from("x") }])
+    ),
   backslash: () =>
-    file("backslash.4ml", rawZip([{ name: "__4ml__.py", data: manifest() }, { name: "..\\evil.py", data: Buffer.from("x") }])),
+    file(
+      "backslash.4ml",
+      rawZip([{ name: "__4ml__.py", data: manifest() }, { name: "..\\evil.py", data: Buffer.from("x") }])
+    ),
   symlink: () =>
-    file("symlink.4ml", rawZip([{ name: "__4ml__.py", data: manifest() }, { name: "link", data: Buffer.from("/etc/passwd"), mode: 0o120777 }])),
+    file(
+      "symlink.4ml",
+      rawZip([{ name: "__4ml__.py", data: manifest() }, {
+        name: "link",
+        data: Buffer.from("/etc/passwd"),
+        mode: 0o120777
+      }])
+    ),
   zipBomb: () =>
-    file("bomb.4ml", rawZip([{ name: "__4ml__.py", data: manifest() }, { name: "zeros.bin", data: Buffer.alloc(24 * 1024 * 1024) }])),
+    file(
+      "bomb.4ml",
+      rawZip([{ name: "__4ml__.py", data: manifest() }, { name: "zeros.bin", data: Buffer.alloc(24 * 1024 * 1024) }])
+    ),
   noManifest: () => file("no-manifest.4ml", rawZip([pipeline])),
   manifestNoVersion: () =>
-    file("no-version.4ml", rawZip([{ name: "__4ml__.py", data: Buffer.from('NAME = "helloworld"\nPACKAGE = "hello.world"\nMODULES = {}') }, pipeline])),
-  manifestBadVersion: () => file("bad-version.4ml", rawZip([{ name: "__4ml__.py", data: manifest("helloworld", "one point oh") }, pipeline])),
+    file(
+      "no-version.4ml",
+      rawZip([{
+        name: "__4ml__.py",
+        data: Buffer.from("NAME = \"helloworld\"\nPACKAGE = \"hello.world\"\nMODULES = {}")
+      }, pipeline])
+    ),
+  manifestBadVersion: () =>
+    file("bad-version.4ml", rawZip([{ name: "__4ml__.py", data: manifest("helloworld", "one point oh") }, pipeline])),
   manifestCode: () =>
-    file("code.4ml", rawZip([{ name: "__4ml__.py", data: Buffer.from(`import os\n${manifest()}\nNAME = os.getcwd()`) }, pipeline])),
+    file(
+      "code.4ml",
+      rawZip([{ name: "__4ml__.py", data: Buffer.from(`import os\n${manifest()}\nNAME = os.getcwd()`) }, pipeline])
+    ),
   manifestHuge: () =>
-    file("huge.4ml", rawZip([{ name: "__4ml__.py", data: Buffer.concat([manifest(), Buffer.from(`\n# ${"x".repeat(2 * 1024 * 1024)}`)]) }])),
-  manifestBadName: () => file("bad-name.4ml", rawZip([{ name: "__4ml__.py", data: manifest("hello@world") }, pipeline])),
+    file(
+      "huge.4ml",
+      rawZip([{
+        name: "__4ml__.py",
+        data: Buffer.concat([manifest(), Buffer.from(`\n# ${"x".repeat(2 * 1024 * 1024)}`)])
+      }])
+    ),
+  manifestBadName: () =>
+    file("bad-name.4ml", rawZip([{ name: "__4ml__.py", data: manifest("hello@world") }, pipeline])),
   dirNoManifest: () => {
     const dir = join(scratch, "dir-no-manifest")
     mkdirSync(join(dir, "hello"), { recursive: true })
@@ -127,7 +165,10 @@ const seed = Effect.scoped(Effect.gen(function*() {
     filter: Layout.releaseRuns(REPOID)
   }))).pipe((c) => [...c][0]!.info)
   yield* rawGeneration(releaseRun, 2, [["tag.toml", bytes("states = [\n")]])
-  yield* rawGeneration(releaseRun, 3, [["tag.toml", bytes('[training]\ntimestamp = 2024-01-01T00:00:00\nstates = ["not-a-uuid"]\n')]])
+  yield* rawGeneration(releaseRun, 3, [[
+    "tag.toml",
+    bytes("[training]\ntimestamp = 2024-01-01T00:00:00\nstates = [\"not-a-uuid\"]\n")
+  ]])
   yield* rawGeneration(releaseRun, 4, [])
   const tamperedState = StateId.random()
   yield* rawGeneration(
@@ -160,10 +201,16 @@ const tagOf = (version: string) => Effect.flatMap(ReleaseKey.parse(version), (r)
 const generationOf = (g: string | number) =>
   Effect.flatMap(GenerationKey.parse(g), (n) => Directory.tag(project, release, n))
 const readState = (sid: string, generation = 1) =>
-  Effect.flatMap(StateId.parse(sid), (s) => Effect.flatMap(Registry, (r) => r.read(project, release, key.generation(generation), s)))
+  Effect.flatMap(
+    StateId.parse(sid),
+    (s) => Effect.flatMap(Registry, (r) => r.read(project, release, key.generation(generation), s))
+  )
 const decodeTag = (text: string | Uint8Array) => Either.map(Tag.decode(text), () => "decoded")
 const pushFile = (name: string) =>
-  Effect.flatMap(Effect.suspend(() => Package.open(hostile[name]!)), (pkg) => Effect.flatMap(Registry, (r) => r.push(pkg)))
+  Effect.flatMap(
+    Effect.suspend(() => Package.open(hostile[name]!)),
+    (pkg) => Effect.flatMap(Registry, (r) => r.push(pkg))
+  )
 const openGeneration = (n: number) => Effect.flatMap(Registry, (r) => r.open(project, release, key.generation(n)))
 const withRegistry = (repoid: string, op: (r: Registry["Type"]) => Effect.Effect<unknown, unknown, Env>) =>
   Effect.flatMap(MlflowRegistry.make({ repoid }), op)
@@ -202,7 +249,8 @@ const CASES: ReadonlyArray<Case> = [
   {
     name: "close: a tag listing a state never written",
     tag: "NotFound",
-    run: () => Effect.flatMap(Registry, (r) => r.close(project, release, key.generation(7), trainedTag([StateId.random()])))
+    run: () =>
+      Effect.flatMap(Registry, (r) => r.close(project, release, key.generation(7), trainedTag([StateId.random()])))
   },
   {
     name: "close: a release that does not exist",
@@ -210,10 +258,14 @@ const CASES: ReadonlyArray<Case> = [
     run: () => Effect.flatMap(Registry, (r) => r.close(project, key.release("9.9"), key.generation(1), trainedTag([])))
   },
   { name: "tag: not TOML", tag: "InvalidTag", run: () => decodeTag("states = [") },
-  { name: "tag: states is a string", tag: "InvalidTag", run: () => decodeTag('states = "x"') },
-  { name: "tag: a state is not a UUID", tag: "InvalidTag", run: () => decodeTag('states = ["not-a-uuid"]') },
+  { name: "tag: states is a string", tag: "InvalidTag", run: () => decodeTag("states = \"x\"") },
+  { name: "tag: a state is not a UUID", tag: "InvalidTag", run: () => decodeTag("states = [\"not-a-uuid\"]") },
   { name: "tag: a state is a number", tag: "InvalidTag", run: () => decodeTag("states = [1]") },
-  { name: "tag: a timestamp that is a string", tag: "InvalidTag", run: () => decodeTag('[training]\ntimestamp = "now"\nstates = []') },
+  {
+    name: "tag: a timestamp that is a string",
+    tag: "InvalidTag",
+    run: () => decodeTag("[training]\ntimestamp = \"now\"\nstates = []")
+  },
   { name: "tag: [training] is a list", tag: "InvalidTag", run: () => decodeTag("training = [1]\nstates = []") },
   { name: "tag: a byte order mark", tag: "InvalidTag", run: () => decodeTag("\ufeffstates = []") },
   { name: "tag: not UTF-8", tag: "InvalidTag", run: () => decodeTag(new Uint8Array([0xff, 0xfe, 0x41])) },
@@ -222,7 +274,11 @@ const CASES: ReadonlyArray<Case> = [
   { name: "stored tag: a state that is not a UUID", tag: "InvalidTag", run: () => openGeneration(3) },
   { name: "stored tag: missing", tag: "Empty", run: () => openGeneration(4) },
   { name: "stored tag: not UTF-8", tag: "InvalidTag", run: () => openGeneration(6) },
-  { name: "stored state: bytes other than its sha256", tag: "IntegrityError", run: (s) => readState(s.tamperedState, 5) },
+  {
+    name: "stored state: bytes other than its sha256",
+    tag: "IntegrityError",
+    run: (s) => readState(s.tamperedState, 5)
+  },
   // manifests and packages
   { name: "package: not a zip", tag: "InvalidPackage", run: () => pushFile("notZip") },
   { name: "package: an empty file", tag: "InvalidPackage", run: () => pushFile("emptyFile") },
@@ -237,7 +293,8 @@ const CASES: ReadonlyArray<Case> = [
   {
     name: "package: does not exist",
     tag: "InvalidPackage",
-    run: () => Effect.flatMap(Registry, (r) => Effect.flatMap(Package.open(join(scratch, "missing.4ml")), (pkg) => r.push(pkg)))
+    run: () =>
+      Effect.flatMap(Registry, (r) => Effect.flatMap(Package.open(join(scratch, "missing.4ml")), (pkg) => r.push(pkg)))
   },
   { name: "manifest: no VERSION", tag: "InvalidPackage", run: () => pushFile("manifestNoVersion") },
   { name: "manifest: a version that is not PEP 440", tag: "InvalidPackage", run: () => pushFile("manifestBadVersion") },
@@ -245,7 +302,14 @@ const CASES: ReadonlyArray<Case> = [
   { name: "manifest: 2 MiB", tag: "InvalidPackage", run: () => pushFile("manifestHuge") },
   { name: "manifest: a name that is not a project", tag: "InvalidInput", run: () => pushFile("manifestBadName") },
   // artifact names and ids that would leave a run or the store
-  ...[["../escape.bin", "up"], ["/etc/forml-escape", "absolute"], ["a/../../b.bin", "through"], ["a\\..\\..\\b", "backslash"], ["a/./b", "dot"], ["", "empty"]]
+  ...[
+    ["../escape.bin", "up"],
+    ["/etc/forml-escape", "absolute"],
+    ["a/../../b.bin", "through"],
+    ["a\\..\\..\\b", "backslash"],
+    ["a/./b", "dot"],
+    ["", "empty"]
+  ]
     .map(([name, label]): Case => ({
       name: `artifact upload: ${label} (${JSON.stringify(name)})`,
       tag: "InvalidInput",
@@ -256,7 +320,11 @@ const CASES: ReadonlyArray<Case> = [
     tag: "InvalidInput",
     run: (s) => Effect.flatMap(Mlflow, (m) => Stream.runDrain(m.downloadArtifact(s.releaseRun, "../../meta.yaml")))
   },
-  { name: "artifact listing: ..", tag: "InvalidInput", run: (s) => Effect.flatMap(Mlflow, (m) => m.listArtifacts(s.releaseRun, "..")) },
+  {
+    name: "artifact listing: ..",
+    tag: "InvalidInput",
+    run: (s) => Effect.flatMap(Mlflow, (m) => m.listArtifacts(s.releaseRun, ".."))
+  },
   {
     name: "tag key: ../../../meta.yaml",
     tag: "InvalidInput",
@@ -265,11 +333,23 @@ const CASES: ReadonlyArray<Case> = [
   {
     name: "tag keys: one bad key in a batch writes none",
     tag: "InvalidInput",
-    run: (s) => Effect.flatMap(Mlflow, (m) => m.setTags(s.releaseRun.runId, [{ key: "fine", value: "1" }, { key: "/abs", value: "2" }]))
+    run: (s) =>
+      Effect.flatMap(
+        Mlflow,
+        (m) => m.setTags(s.releaseRun.runId, [{ key: "fine", value: "1" }, { key: "/abs", value: "2" }])
+      )
   },
   { name: "run id: a path", tag: "NotFound", run: () => Effect.flatMap(Mlflow, (m) => m.getRun("../../0")) },
-  { name: "experiment id: a path", tag: "NotFound", run: () => Effect.flatMap(Mlflow, (m) => m.getExperiment("../..")) },
-  { name: "experiment name: empty", tag: "InvalidInput", run: () => Effect.flatMap(Mlflow, (m) => m.createExperiment("")) },
+  {
+    name: "experiment id: a path",
+    tag: "NotFound",
+    run: () => Effect.flatMap(Mlflow, (m) => m.getExperiment("../.."))
+  },
+  {
+    name: "experiment name: empty",
+    tag: "InvalidInput",
+    run: () => Effect.flatMap(Mlflow, (m) => m.createExperiment(""))
+  },
   // filter values
   {
     name: "repoid: both quote kinds, on a listing",
@@ -285,15 +365,28 @@ const CASES: ReadonlyArray<Case> = [
     name: "filter: a value with both quote kinds",
     tag: "InvalidInput",
     run: (s) =>
-      Effect.flatMap(Mlflow, (m) =>
-        Stream.runDrain(m.searchRuns({ experimentIds: [s.releaseRun.experimentId], filter: Filter.and(Filter.tag("k", `'"`)) })))
+      Effect.flatMap(
+        Mlflow,
+        (m) =>
+          Stream.runDrain(
+            m.searchRuns({ experimentIds: [s.releaseRun.experimentId], filter: Filter.and(Filter.tag("k", `'"`)) })
+          )
+      )
   },
   // server replies of the wrong shape (through the emulator)
   ...([
-    ["experiments/get-by-name: an id that is a number", "experiments/get-by-name", '{"experiment": {"experiment_id": 7, "name": "x"}}'],
-    ["runs/search: runs that is a string", "runs/search", '{"runs": "none"}'],
-    ["runs/search: a run without info", "runs/search", '{"runs": [{"data": {}}]}'],
-    ["runs/search: a tag without a key", "runs/search", '{"runs": [{"info": {"run_id": "x"}, "data": {"tags": [{"value": 1}]}}]}'],
+    [
+      "experiments/get-by-name: an id that is a number",
+      "experiments/get-by-name",
+      "{\"experiment\": {\"experiment_id\": 7, \"name\": \"x\"}}"
+    ],
+    ["runs/search: runs that is a string", "runs/search", "{\"runs\": \"none\"}"],
+    ["runs/search: a run without info", "runs/search", "{\"runs\": [{\"data\": {}}]}"],
+    [
+      "runs/search: a tag without a key",
+      "runs/search",
+      "{\"runs\": [{\"info\": {\"run_id\": \"x\"}, \"data\": {\"tags\": [{\"value\": 1}]}}]}"
+    ],
     ["experiments/get-by-name: an empty reply", "experiments/get-by-name", "{}"]
   ] as const).map(([name, path, body]): Case => ({
     name: `reply ${name}`,
@@ -307,7 +400,7 @@ const CASES: ReadonlyArray<Case> = [
     only: ["http"],
     run: (_, emulator) =>
       Effect.zipRight(
-        reply(emulator, { path: "runs/get" }, '{"run": {"info": {"run_id": 1}}}'),
+        reply(emulator, { path: "runs/get" }, "{\"run\": {\"info\": {\"run_id\": 1}}}"),
         Effect.flatMap(Registry, (r) => r.pull(project, release))
       )
   }
@@ -335,8 +428,14 @@ describe("Hostile input through the CLI: one line, exit 1 or 2, nothing written"
     const root = join(scratch, "cli-mlruns")
     const runtime = ManagedRuntime.make(MlflowFileStore.layer({ root }).pipe(Layer.provideMerge(NodeContext.layer)))
     try {
-      await runtime.runPromise(Effect.scoped(Effect.flatMap(MlflowRegistry.make({ repoid: REPOID }), (r) =>
-        Effect.flatMap(Package.open(helloworldZip), (pkg) => r.push(pkg)))))
+      await runtime.runPromise(
+        Effect.scoped(
+          Effect.flatMap(
+            MlflowRegistry.make({ repoid: REPOID }),
+            (r) => Effect.flatMap(Package.open(helloworldZip), (pkg) => r.push(pkg))
+          )
+        )
+      )
     } finally {
       await runtime.dispose()
     }
@@ -360,7 +459,9 @@ describe("Hostile input through the CLI: one line, exit 1 or 2, nothing written"
     const results = await Promise.all(cases.map(([args]) => runCli(["--tracking-uri", root, ...args])))
     for (const [i, r] of results.entries()) {
       const [args, code] = cases[i]!
-      const context = `${args.join(" ")}: exit ${r.code}, stdout ${JSON.stringify(r.stdout)}, stderr ${JSON.stringify(r.stderr)}`
+      const context = `${args.join(" ")}: exit ${r.code}, stdout ${JSON.stringify(r.stdout)}, stderr ${
+        JSON.stringify(r.stderr)
+      }`
       expect(r.code, context).toBe(code)
       expect(r.stdout, context).toBe("")
       expect(r.stderr.trim().split("\n"), context).toHaveLength(1)

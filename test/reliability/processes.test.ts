@@ -9,8 +9,11 @@ import { readdirSync, readFileSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import YAML from "yaml"
-import * as MlflowFileStore from "../../src/mlflow/MlflowFileStore.js"
+import { Package } from "../../src/asset/Package.js"
+import { StateId } from "../../src/asset/StateId.js"
 import { Mlflow } from "../../src/mlflow/Mlflow.js"
+import * as MlflowFileStore from "../../src/mlflow/MlflowFileStore.js"
+import { MlflowRegistry } from "../../src/registry/MlflowRegistry.js"
 import {
   type CliResult,
   type Event,
@@ -20,15 +23,15 @@ import {
   type Worker,
   workerScript
 } from "../support/processes.js"
-import { Package } from "../../src/asset/Package.js"
-import { StateId } from "../../src/asset/StateId.js"
-import { MlflowRegistry } from "../../src/registry/MlflowRegistry.js"
 import { bytes, helloworldZip, key, Probe, readBack, store, trainedTag, unboundRuns, unique } from "./support.js"
 
 type Committed = Extract<Event, { event: "committed" }>
 
 const plan = (repoid: string, root: Option.Option<string>, steps: Plan["steps"]): Plan => ({
-  store: Option.match(root, { onNone: () => ({ kind: "http" as const }), onSome: (r) => ({ kind: "file" as const, root: r }) }),
+  store: Option.match(root, {
+    onNone: () => ({ kind: "http" as const }),
+    onSome: (r) => ({ kind: "file" as const, root: r })
+  }),
   repoid,
   project: "helloworld",
   release: "1",
@@ -73,102 +76,130 @@ it("bundles the worker", async () => {
 
 describe("Crashes", () => {
   for (const kind of ["http", "file"] as const) {
-    it(`a process killed between writing states and closing leaves no visible generation (${kind})`, () =>
-      Effect.runPromise(Effect.gen(function*() {
-        const probe = yield* Probe
-        const repoid = unique("crash")
-        yield* pushed(repoid)
-        const worker = yield* promise(() =>
-          startWorker(plan(repoid, probe.root, [{ op: "write", states: 3, size: 512 }, { op: "hang" }]), envOf(probe))
-        )
-        const wrote = yield* promise(() => worker.waitFor((e) => e.event === "wrote"))
-        yield* promise(() => worker.waitFor((e) => e.event === "hang"))
-        yield* promise(() => worker.kill())
-        expect((yield* promise(() => worker.exited)).signal).toBe("SIGKILL")
-        // the release reads back whole, with generation 1 only
-        const back = yield* readBack(repoid)
-        expect(back).toHaveLength(1)
-        expect(back[0]!.releases.map((r) => [r.release, r.generations.map((g) => g.generation)])).toEqual([["1", [1]]])
-        // the training is an orphaned unbound run holding the states, which gc can find
-        const orphans = yield* unboundRuns(`helloworld@${repoid}`, repoid)
-        expect(orphans).toHaveLength(1)
-        const mlflow = yield* Mlflow
-        const files = (yield* mlflow.listArtifacts(orphans[0]!.info)).map((f) => f.path).sort()
-        expect(files).toEqual(
-          (wrote as Extract<Event, { event: "wrote" }>).states.map(([sid]) => `${sid}.bin`).sort()
-        )
+    it(
+      `a process killed between writing states and closing leaves no visible generation (${kind})`,
+      () =>
+        Effect.runPromise(
+          Effect.gen(function*() {
+            const probe = yield* Probe
+            const repoid = unique("crash")
+            yield* pushed(repoid)
+            const worker = yield* promise(() =>
+              startWorker(
+                plan(repoid, probe.root, [{ op: "write", states: 3, size: 512 }, { op: "hang" }]),
+                envOf(probe)
+              )
+            )
+            const wrote = yield* promise(() => worker.waitFor((e) => e.event === "wrote"))
+            yield* promise(() => worker.waitFor((e) => e.event === "hang"))
+            yield* promise(() => worker.kill())
+            expect((yield* promise(() => worker.exited)).signal).toBe("SIGKILL")
+            // the release reads back whole, with generation 1 only
+            const back = yield* readBack(repoid)
+            expect(back).toHaveLength(1)
+            expect(back[0]!.releases.map((r) => [r.release, r.generations.map((g) => g.generation)])).toEqual([["1", [
+              1
+            ]]])
+            // the training is an orphaned unbound run holding the states, which gc can find
+            const orphans = yield* unboundRuns(`helloworld@${repoid}`, repoid)
+            expect(orphans).toHaveLength(1)
+            const mlflow = yield* Mlflow
+            const files = (yield* mlflow.listArtifacts(orphans[0]!.info)).map((f) => f.path).sort()
+            expect(files).toEqual(
+              (wrote as Extract<Event, { event: "wrote" }>).states.map(([sid]) => `${sid}.bin`).sort()
+            )
 
-        // gc (on the file store; it works through the Mlflow service alike on every store) lists it in a dry run,
-        // the default, and deletes it with --no-dry-run; the generation stays
-        if (kind === "file") {
-          const gc = (...args: ReadonlyArray<string>) =>
-            promise(() => runCli(["--json", "--repoid", repoid, "gc", ...args], { ...envOf(probe), ...cliStore(probe) }))
-          const json = (r: CliResult) =>
-            JSON.parse(r.stdout) as { dryRun: boolean; orphans: Array<{ runId: string }>; deleted: Array<string> }
-          const listed = yield* gc("--older-than", "0")
-          expect(listed.code, listed.stderr).toBe(0)
-          expect(json(listed)).toMatchObject({ dryRun: true, orphans: [{ runId: orphans[0]!.runId }], deleted: [] })
-          const deleted = yield* gc("--older-than", "0", "--no-dry-run")
-          expect(json(deleted)).toMatchObject({ dryRun: false, deleted: [orphans[0]!.runId] })
-          expect(yield* unboundRuns(`helloworld@${repoid}`, repoid)).toEqual([])
-          expect(yield* readBack(repoid)).toEqual(back)
-        }
-      }).pipe(Effect.scoped, Effect.provide(store(kind)))), 60_000)
+            // gc (on the file store; it works through the Mlflow service alike on every store) lists it in a dry run,
+            // the default, and deletes it with --no-dry-run; the generation stays
+            if (kind === "file") {
+              const gc = (...args: ReadonlyArray<string>) =>
+                promise(() =>
+                  runCli(["--json", "--repoid", repoid, "gc", ...args], { ...envOf(probe), ...cliStore(probe) })
+                )
+              const json = (r: CliResult) =>
+                JSON.parse(r.stdout) as { dryRun: boolean; orphans: Array<{ runId: string }>; deleted: Array<string> }
+              const listed = yield* gc("--older-than", "0")
+              expect(listed.code, listed.stderr).toBe(0)
+              expect(json(listed)).toMatchObject({ dryRun: true, orphans: [{ runId: orphans[0]!.runId }], deleted: [] })
+              const deleted = yield* gc("--older-than", "0", "--no-dry-run")
+              expect(json(deleted)).toMatchObject({ dryRun: false, deleted: [orphans[0]!.runId] })
+              expect(yield* unboundRuns(`helloworld@${repoid}`, repoid)).toEqual([])
+              expect(yield* readBack(repoid)).toEqual(back)
+            }
+          }).pipe(Effect.scoped, Effect.provide(store(kind)))
+        ),
+      60_000
+    )
   }
 
   // The release run is created before the package is uploaded; it must not list until the package is there.
-  it("a process killed during push leaves no release that lists without a package (http)", () =>
-    Effect.runPromise(Effect.gen(function*() {
-      const probe = yield* Probe
-      const emulator = Option.getOrThrow(probe.emulator)
-      const repoid = unique("crash")
-      // push creates the experiment and the release run, then searches to converge: that search is held, and the
-      // process killed while it waits, after the run was created and before the package is uploaded
-      emulator.fault({ delayMs: 1500, match: { path: "runs/search" } })
-      const worker = yield* promise(() => startWorker(plan(repoid, probe.root, [pushStep]), envOf(probe)))
-      const held = () => emulator.requests().some((r) => r.status === 0 && r.path.includes("runs/search"))
-      for (let i = 0; i < 3000 && !held(); i++) yield* pause(5)
-      yield* promise(() => worker.kill())
-      expect(emulator.count({ path: "runs/create" })).toBe(1)
-      expect(emulator.count({ method: "PUT" })).toBe(0)
-      // the held search is answered (to nobody) before the store is read back
-      for (let i = 0; i < 400 && held(); i++) yield* pause(5)
-      const back = yield* Effect.exit(readBack(repoid))
-      // either no release, or one whose package pulls
-      expect(Exit.isSuccess(back)).toBe(true)
-    }).pipe(Effect.scoped, Effect.provide(store("http")))), 60_000)
+  it(
+    "a process killed during push leaves no release that lists without a package (http)",
+    () =>
+      Effect.runPromise(
+        Effect.gen(function*() {
+          const probe = yield* Probe
+          const emulator = Option.getOrThrow(probe.emulator)
+          const repoid = unique("crash")
+          // push creates the experiment and the release run, then searches to converge: that search is held, and the
+          // process killed while it waits, after the run was created and before the package is uploaded
+          emulator.fault({ delayMs: 1500, match: { path: "runs/search" } })
+          const worker = yield* promise(() => startWorker(plan(repoid, probe.root, [pushStep]), envOf(probe)))
+          const held = () => emulator.requests().some((r) => r.status === 0 && r.path.includes("runs/search"))
+          for (let i = 0; i < 3000 && !held(); i++) yield* pause(5)
+          yield* promise(() => worker.kill())
+          expect(emulator.count({ path: "runs/create" })).toBe(1)
+          expect(emulator.count({ method: "PUT" })).toBe(0)
+          // the held search is answered (to nobody) before the store is read back
+          for (let i = 0; i < 400 && held(); i++) yield* pause(5)
+          const back = yield* Effect.exit(readBack(repoid))
+          // either no release, or one whose package pulls
+          expect(Exit.isSuccess(back)).toBe(true)
+        }).pipe(Effect.scoped, Effect.provide(store("http")))
+      ),
+    60_000
+  )
 
-  it("the file store survives kills at any point: everything reported committed reads back, no half-written file", () =>
-    Effect.runPromise(Effect.gen(function*() {
-      const probe = yield* Probe
-      const root = Option.getOrThrow(probe.root)
-      const repoid = unique("kill")
-      const committed: Array<Committed> = []
-      const delays = [200, 600, 1000]
-      for (const [round, delay] of delays.entries()) {
-        const worker: Worker = yield* promise(() =>
-          startWorker(
-            plan(repoid, probe.root, [pushStep, { op: "train", states: 3, size: 2048, count: 1000 }]),
-            envOf(probe)
-          )
-        )
-        yield* promise(() => worker.waitFor((e) => e.event === "start"))
-        yield* pause(delay)
-        yield* promise(() => worker.kill())
-        committed.push(...worker.events.filter((e): e is Committed => e.event === "committed"))
-        // a fresh file store instance on the root reads back whole after every kill
-        const back = yield* Effect.provide(readBack(repoid), MlflowFileStore.layer({ root }))
-          .pipe(Effect.mapError((e) => new Error(`after kill ${round}: ${e.message}`)))
-        const generations = back.flatMap((p) => p.releases.flatMap((r) => r.generations))
-        for (const c of committed) {
-          expect(generations.find((g) => g.generation === c.generation)?.states).toEqual(c.states)
-        }
-        const half = halfWritten(root)
-        expect(half, `after kill ${round}: ${half.map((f) => `${f} = ${JSON.stringify(readFileSync(f, "utf-8"))}`).join("; ")}`).toEqual([])
-      }
-      // the kills landed while work was going on
-      expect(committed.length).toBeGreaterThan(0)
-    }).pipe(Effect.scoped, Effect.provide(store("file")))), 60_000)
+  it(
+    "the file store survives kills at any point: everything reported committed reads back, no half-written file",
+    () =>
+      Effect.runPromise(
+        Effect.gen(function*() {
+          const probe = yield* Probe
+          const root = Option.getOrThrow(probe.root)
+          const repoid = unique("kill")
+          const committed: Array<Committed> = []
+          const delays = [200, 600, 1000]
+          for (const [round, delay] of delays.entries()) {
+            const worker: Worker = yield* promise(() =>
+              startWorker(
+                plan(repoid, probe.root, [pushStep, { op: "train", states: 3, size: 2048, count: 1000 }]),
+                envOf(probe)
+              )
+            )
+            yield* promise(() => worker.waitFor((e) => e.event === "start"))
+            yield* pause(delay)
+            yield* promise(() => worker.kill())
+            committed.push(...worker.events.filter((e): e is Committed => e.event === "committed"))
+            // a fresh file store instance on the root reads back whole after every kill
+            const back = yield* Effect.provide(readBack(repoid), MlflowFileStore.layer({ root }))
+              .pipe(Effect.mapError((e) => new Error(`after kill ${round}: ${e.message}`)))
+            const generations = back.flatMap((p) => p.releases.flatMap((r) => r.generations))
+            for (const c of committed) {
+              expect(generations.find((g) => g.generation === c.generation)?.states).toEqual(c.states)
+            }
+            const half = halfWritten(root)
+            expect(
+              half,
+              `after kill ${round}: ${half.map((f) => `${f} = ${JSON.stringify(readFileSync(f, "utf-8"))}`).join("; ")}`
+            ).toEqual([])
+          }
+          // the kills landed while work was going on
+          expect(committed.length).toBeGreaterThan(0)
+        }).pipe(Effect.scoped, Effect.provide(store("file")))
+      ),
+    60_000
+  )
 })
 
 /**
@@ -211,35 +242,46 @@ const WRITERS = 8
 
 describe("Concurrent writers", () => {
   for (const kind of ["http", "file"] as const) {
-    it(`${WRITERS} processes push one release, write states and close generations at once (${kind})`, () =>
-      Effect.runPromise(Effect.gen(function*() {
-        const probe = yield* Probe
-        const repoid = unique("race")
-        const workers = yield* promise(() =>
-          Promise.all(
-            Array.from({ length: WRITERS }, () =>
-              startWorker(plan(repoid, probe.root, [pushStep, { op: "train", states: 2, size: 1024 }]), envOf(probe))
+    it(
+      `${WRITERS} processes push one release, write states and close generations at once (${kind})`,
+      () =>
+        Effect.runPromise(
+          Effect.gen(function*() {
+            const probe = yield* Probe
+            const repoid = unique("race")
+            const workers = yield* promise(() =>
+              Promise.all(
+                Array.from(
+                  { length: WRITERS },
+                  () =>
+                    startWorker(
+                      plan(repoid, probe.root, [pushStep, { op: "train", states: 2, size: 1024 }]),
+                      envOf(probe)
+                    )
+                )
+              )
             )
-          )
-        )
-        const exits = yield* promise(() => Promise.all(workers.map((w) => w.exited)))
-        for (const [i, exit] of exits.entries()) expect(exit.code, workers[i]!.output()).toBe(0)
-        const reported = workers.flatMap((w) => w.events.filter((e): e is Committed => e.event === "committed"))
-        expect(reported).toHaveLength(WRITERS)
+            const exits = yield* promise(() => Promise.all(workers.map((w) => w.exited)))
+            for (const [i, exit] of exits.entries()) expect(exit.code, workers[i]!.output()).toBe(0)
+            const reported = workers.flatMap((w) => w.events.filter((e): e is Committed => e.event === "committed"))
+            expect(reported).toHaveLength(WRITERS)
 
-        const back = yield* readBack(repoid)
-        expect(back.map((p) => p.project)).toEqual(["helloworld"])
-        const releases = back[0]!.releases
-        expect(releases.map((r) => r.release)).toEqual(["1"])
-        // The release lists once. MLflow has no compare-and-set: a writer whose run creation stalls past another
-        // writer's convergence check can leave a second run of the release (README, Limits); reads must not notice.
-        expect(releases[0]!.runs).toBeGreaterThanOrEqual(1)
-        expect(releases[0]!.runs).toBeLessThanOrEqual(2)
-        // distinct generation numbers 1..N, each with the states its writer reported, read back with their sha256
-        const generations = releases[0]!.generations
-        expect(generations.map((g) => g.generation)).toEqual(Array.from({ length: WRITERS }, (_, i) => i + 1))
-        expect([...reported].sort((a, b) => a.generation - b.generation).map((c) => [c.generation, c.states]))
-          .toEqual(generations.map((g) => [g.generation, g.states]))
-      }).pipe(Effect.scoped, Effect.provide(store(kind)))), 60_000)
+            const back = yield* readBack(repoid)
+            expect(back.map((p) => p.project)).toEqual(["helloworld"])
+            const releases = back[0]!.releases
+            expect(releases.map((r) => r.release)).toEqual(["1"])
+            // The release lists once. MLflow has no compare-and-set: a writer whose run creation stalls past another
+            // writer's convergence check can leave a second run of the release (README, Limits); reads must not notice.
+            expect(releases[0]!.runs).toBeGreaterThanOrEqual(1)
+            expect(releases[0]!.runs).toBeLessThanOrEqual(2)
+            // distinct generation numbers 1..N, each with the states its writer reported, read back with their sha256
+            const generations = releases[0]!.generations
+            expect(generations.map((g) => g.generation)).toEqual(Array.from({ length: WRITERS }, (_, i) => i + 1))
+            expect([...reported].sort((a, b) => a.generation - b.generation).map((c) => [c.generation, c.states]))
+              .toEqual(generations.map((g) => [g.generation, g.states]))
+          }).pipe(Effect.scoped, Effect.provide(store(kind)))
+        ),
+      60_000
+    )
   }
 })

@@ -12,8 +12,8 @@ import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { Mlflow } from "../../src/mlflow/Mlflow.js"
 import * as MlflowSql from "../../src/mlflow/MlflowSql.js"
-import { type Event, type Plan, startWorker, workerScript } from "../support/processes.js"
 import { startPostgres } from "../support/postgres.js"
+import { type Event, type Plan, startWorker, workerScript } from "../support/processes.js"
 import { describeSqlite, openDb, sqliteMissing } from "../support/sqlite.js"
 import { helloworldZip, readBack, unique } from "./support.js"
 
@@ -64,8 +64,11 @@ describe("Concurrent writers on one database", () => {
   if (sqliteMissing !== undefined) {
     it.skip(`${WRITERS} processes at once (sqlite): skipped, ${sqliteMissing}`, () => undefined)
   } else {
-    it(`${WRITERS} processes push one release, write states and close generations at once (sqlite)`, () =>
-      converge(`sqlite:///${join(temp, "race.db")}`), 90_000)
+    it(
+      `${WRITERS} processes push one release, write states and close generations at once (sqlite)`,
+      () => converge(`sqlite:///${join(temp, "race.db")}`),
+      90_000
+    )
   }
 
   if (typeof pg === "string") {
@@ -100,7 +103,9 @@ describeSqlite("Crashes", () => {
     const db = openDb(file)
     expect(db.pragma("integrity_check", { simple: true })).toBe("ok")
     expect(db.pragma("foreign_key_check")).toEqual([])
-    const counts = db.prepare("SELECT substr(key, 1, instr(key, '.') - 1) AS batch, count(*) AS n FROM tags WHERE run_uuid = ? AND key LIKE 'b%' GROUP BY 1")
+    const counts = db.prepare(
+      "SELECT substr(key, 1, instr(key, '.') - 1) AS batch, count(*) AS n FROM tags WHERE run_uuid = ? AND key LIKE 'b%' GROUP BY 1"
+    )
       .all(runId) as Array<{ batch: string; n: number }>
     db.close()
     for (const { batch, n } of counts) expect(n, batch).toBe(50)

@@ -9,12 +9,13 @@ import { Chunk, Context, Effect, Either, Equal, Layer, Option, Stream } from "ef
 import { createHash, randomUUID } from "node:crypto"
 import { readdirSync, readFileSync, statSync } from "node:fs"
 import { join } from "node:path"
+import { type Emulator, startEmulator } from "../../emulator/index.js"
 import { GenerationKey } from "../../src/asset/GenerationKey.js"
 import { Manifest } from "../../src/asset/Manifest.js"
 import { Package } from "../../src/asset/Package.js"
 import { ProjectKey } from "../../src/asset/ProjectKey.js"
 import { ReleaseKey } from "../../src/asset/ReleaseKey.js"
-import { StateId } from "../../src/asset/StateId.js"
+import type { StateId } from "../../src/asset/StateId.js"
 import { Tag, Timestamp } from "../../src/asset/Tag.js"
 import * as Filter from "../../src/mlflow/Filter.js"
 import { Mlflow } from "../../src/mlflow/Mlflow.js"
@@ -25,7 +26,6 @@ import { MlflowMemory, type MlflowMemoryHandle, type Snapshot } from "../../src/
 import * as Layout from "../../src/registry/layout.js"
 import { MlflowRegistry } from "../../src/registry/MlflowRegistry.js"
 import type { Registry } from "../../src/registry/Registry.js"
-import { type Emulator, startEmulator } from "../../emulator/index.js"
 import { sharedPath } from "../support/shared.js"
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -80,7 +80,9 @@ export const Probe = Context.GenericTag<Probe>("test/reliability/Probe")
 
 const memorySnapshot = (s: Snapshot): string =>
   JSON.stringify({
-    experiments: s.experiments.map((e) => [e.experimentId, e.name, e.lifecycleStage, e.tags.map((t) => [t.key, t.value])]),
+    experiments: s.experiments.map((
+      e
+    ) => [e.experimentId, e.name, e.lifecycleStage, e.tags.map((t) => [t.key, t.value])]),
     runs: s.runs.map((r) => [
       r.runId,
       r.info.experimentId,
@@ -136,16 +138,22 @@ export const store = (
     switch (kind) {
       case "memory": {
         const handle = yield* MlflowMemory.make()
-        return [handle.mlflow, probe({ snapshot: Effect.map(handle.snapshot, memorySnapshot), memory: Option.some(handle) })] as const
+        return [
+          handle.mlflow,
+          probe({ snapshot: Effect.map(handle.snapshot, memorySnapshot), memory: Option.some(handle) })
+        ] as const
       }
       case "http": {
         const emulator = yield* startEmulator()
         const mlflow = yield* Effect.orDie(MlflowHttp.make({ trackingUri: emulator.url, ...settings }))
-        return [mlflow, probe({
-          snapshot: Effect.map(emulator.handle.snapshot, memorySnapshot),
-          emulator: Option.some(emulator),
-          memory: Option.some(emulator.handle)
-        })] as const
+        return [
+          mlflow,
+          probe({
+            snapshot: Effect.map(emulator.handle.snapshot, memorySnapshot),
+            emulator: Option.some(emulator),
+            memory: Option.some(emulator.handle)
+          })
+        ] as const
       }
       case "file": {
         const fs = yield* FileSystem.FileSystem
@@ -211,7 +219,9 @@ export const readBack = (repoid: string) =>
         for (const generation of yield* collect(registry.generations(project, release))) {
           const tag = yield* registry.open(project, release, generation)
           const states: Array<readonly [string, string]> = []
-          for (const sid of tag.states) states.push([sid, sha256(yield* registry.read(project, release, generation, sid))])
+          for (const sid of tag.states) {
+            states.push([sid, sha256(yield* registry.read(project, release, generation, sid))])
+          }
           generations.push({ generation, states })
         }
         releases.push({

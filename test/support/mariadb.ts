@@ -31,7 +31,9 @@ const answers = (port: number): Promise<boolean> =>
 export const startMariadb = async (databases: ReadonlyArray<string>): Promise<MariadbServer | string> => {
   const daemon = ["/usr/sbin/mariadbd", "/usr/sbin/mysqld"].find(existsSync)
   const install = ["/usr/bin/mariadb-install-db", "/usr/bin/mysql_install_db"].find(existsSync)
-  if (daemon === undefined || install === undefined) return "no MariaDB server binaries (apt-get install mariadb-server)"
+  if (daemon === undefined || install === undefined) {
+    return "no MariaDB server binaries (apt-get install mariadb-server)"
+  }
   const owner = serverOwner("mysql")
   if (typeof owner === "string") return owner
   const dir = serverDir("forml-mariadb-")
@@ -46,9 +48,15 @@ export const startMariadb = async (databases: ReadonlyArray<string>): Promise<Ma
       `GRANT ALL ON *.* TO '${MARIADB_USER}'@'%';`
     ].join("\n")
   )
-  if (owner !== undefined) for (const p of [dir, data, init]) chownSync(p, owner.uid, owner.gid)
+  if (owner !== undefined) { for (const p of [dir, data, init]) chownSync(p, owner.uid, owner.gid) }
   const user = owner === undefined ? [] : ["--user=mysql"]
-  const made = spawnSync(install, ["--no-defaults", `--datadir=${data}`, ...user, "--skip-test-db", "--auth-root-authentication-method=normal"], {
+  const made = spawnSync(install, [
+    "--no-defaults",
+    `--datadir=${data}`,
+    ...user,
+    "--skip-test-db",
+    "--auth-root-authentication-method=normal"
+  ], {
     encoding: "utf8"
   })
   if (made.status !== 0) {

@@ -101,8 +101,17 @@ export const startAzurite: Effect.Effect<AzureServer, Error, Scope.Scope> = Effe
   const location = yield* tempDir("forml-azurite-")
   const port = yield* freePort
   const main = join(process.cwd(), "node_modules", "azurite", "dist", "src", "blob", "main.js")
-  const args = [main, "--blobHost", "127.0.0.1", "--blobPort", String(port), "--location", location, "--silent",
-    "--disableTelemetry"]
+  const args = [
+    main,
+    "--blobHost",
+    "127.0.0.1",
+    "--blobPort",
+    String(port),
+    "--location",
+    location,
+    "--silent",
+    "--disableTelemetry"
+  ]
   const child = yield* Effect.acquireRelease(
     Effect.sync((): ChildProcess => spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] })),
     (child) =>
@@ -239,7 +248,9 @@ export const shared = <A, E>(start: Effect.Effect<A, E, Scope.Scope>) => {
       const running = started
       return Effect.promise(() => running)
     }),
-    close: (): Promise<void> => (scope === undefined ? Promise.resolve() : Effect.runPromise(Scope.close(scope, Exit.void)))
+    close: (): Promise<
+      void
+    > => (scope === undefined ? Promise.resolve() : Effect.runPromise(Scope.close(scope, Exit.void)))
   }
 }
 
@@ -249,7 +260,9 @@ export const shared = <A, E>(start: Effect.Effect<A, E, Scope.Scope>) => {
 
 export interface CommandLifecycle {
   /** Exit codes and stderr of each step, in order: demo, list, list project, pull, state. */
-  readonly steps: ReadonlyArray<{ readonly args: ReadonlyArray<string>; readonly code: number | null; readonly stderr: string }>
+  readonly steps: ReadonlyArray<
+    { readonly args: ReadonlyArray<string>; readonly code: number | null; readonly stderr: string }
+  >
   readonly projects: unknown
   readonly releases: unknown
   /** The size of the pulled package file (0 when missing). */

@@ -43,16 +43,30 @@ export const startPostgres = async (): Promise<PgCluster | string> => {
     chownSync(pwfile, owner.uid, owner.gid)
   }
   const run = (cmd: string, args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
-    const full = owner === undefined ? [join(bin, cmd), ...args] : ["runuser", "-u", "postgres", "--", join(bin, cmd), ...args]
+    const full = owner === undefined
+      ? [join(bin, cmd), ...args]
+      : ["runuser", "-u", "postgres", "--", join(bin, cmd), ...args]
     return spawnSync(full[0]!, full.slice(1), { env: { ...process.env, ...env }, encoding: "utf8", cwd: dir })
   }
-  const init = run("initdb", ["-D", data, "-U", PG_USER, "-A", "scram-sha-256", `--pwfile=${pwfile}`, "--no-sync", "-E", "UTF8"])
+  const init = run("initdb", [
+    "-D",
+    data,
+    "-U",
+    PG_USER,
+    "-A",
+    "scram-sha-256",
+    `--pwfile=${pwfile}`,
+    "--no-sync",
+    "-E",
+    "UTF8"
+  ])
   if (init.status !== 0) {
     rmSync(dir, { recursive: true, force: true })
     return `initdb failed: ${lastLine(init.stderr || init.stdout)}`
   }
   const port = await freePort()
-  const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`
+  const opts =
+    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`
   const start = run("pg_ctl", ["-D", data, "-o", opts, "-l", join(dir, "log"), "-w", "-t", "30", "start"])
   if (start.status !== 0) {
     const log = logTail(join(dir, "log"))

@@ -97,7 +97,11 @@ export const runCli = async (
 ): Promise<CliResult> => {
   const script = await cliScript()
   return await new Promise((resolve) => {
-    const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env }, cwd, stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(process.execPath, [script, ...args], {
+      env: { ...process.env, ...env },
+      cwd,
+      stdio: ["ignore", "pipe", "pipe"]
+    })
     let stdout = ""
     let stderr = ""
     child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c))

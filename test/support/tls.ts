@@ -48,24 +48,69 @@ export const makeCertificates: Effect.Effect<Certificates, never, Scope.Scope> =
     const dir = mkdtempSync(join(tmpdir(), "forml-tls-"))
     const at = (name: string) => join(dir, name)
     openssl([
-      "req", "-x509", ...newKey, "-keyout", at("ca.key"), "-out", at("ca.crt"), "-days", "2", "-subj", "/CN=forml-test-ca",
-      "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"
+      "req",
+      "-x509",
+      ...newKey,
+      "-keyout",
+      at("ca.key"),
+      "-out",
+      at("ca.crt"),
+      "-days",
+      "2",
+      "-subj",
+      "/CN=forml-test-ca",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign"
     ])
     const signed = (name: string, subject: string, extensions: string) => {
       writeFileSync(at(`${name}.ext`), extensions)
       openssl(["req", ...newKey, "-keyout", at(`${name}.key`), "-out", at(`${name}.csr`), "-subj", subject])
       openssl([
-        "x509", "-req", "-in", at(`${name}.csr`), "-CA", at("ca.crt"), "-CAkey", at("ca.key"), "-CAcreateserial",
-        "-out", at(`${name}.crt`), "-days", "2", "-extfile", at(`${name}.ext`)
+        "x509",
+        "-req",
+        "-in",
+        at(`${name}.csr`),
+        "-CA",
+        at("ca.crt"),
+        "-CAkey",
+        at("ca.key"),
+        "-CAcreateserial",
+        "-out",
+        at(`${name}.crt`),
+        "-days",
+        "2",
+        "-extfile",
+        at(`${name}.ext`)
       ])
       return { cert: readFileSync(at(`${name}.crt`), "utf-8"), key: readFileSync(at(`${name}.key`), "utf-8") }
     }
-    const server = signed("server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
-    const otherHost = signed("other", "/CN=other.example", "subjectAltName=DNS:other.example\nextendedKeyUsage=serverAuth\n")
+    const server = signed(
+      "server",
+      "/CN=127.0.0.1",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+    )
+    const otherHost = signed(
+      "other",
+      "/CN=other.example",
+      "subjectAltName=DNS:other.example\nextendedKeyUsage=serverAuth\n"
+    )
     const client = signed("client", "/CN=forml-client", "extendedKeyUsage=clientAuth\n")
     openssl([
-      "req", "-x509", ...newKey, "-keyout", at("self.key"), "-out", at("self.crt"), "-days", "2", "-subj", "/CN=127.0.0.1",
-      "-addext", "subjectAltName=IP:127.0.0.1"
+      "req",
+      "-x509",
+      ...newKey,
+      "-keyout",
+      at("self.key"),
+      "-out",
+      at("self.crt"),
+      "-days",
+      "2",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1"
     ])
     const selfSigned = { cert: readFileSync(at("self.crt"), "utf-8"), key: readFileSync(at("self.key"), "utf-8") }
     writeFileSync(at("client.pem"), client.cert + client.key)

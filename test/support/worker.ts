@@ -6,15 +6,15 @@
 import { NodeContext } from "@effect/platform-node"
 import { Effect, Either, Layer } from "effect"
 import { createHash, randomBytes } from "node:crypto"
-import { GenerationKey } from "../../src/asset/GenerationKey.js"
+import type { GenerationKey } from "../../src/asset/GenerationKey.js"
 import { Package } from "../../src/asset/Package.js"
 import { ProjectKey } from "../../src/asset/ProjectKey.js"
 import { ReleaseKey } from "../../src/asset/ReleaseKey.js"
 import { StateId } from "../../src/asset/StateId.js"
 import { Tag, Timestamp } from "../../src/asset/Tag.js"
+import { Mlflow } from "../../src/mlflow/Mlflow.js"
 import * as MlflowFileStore from "../../src/mlflow/MlflowFileStore.js"
 import * as MlflowHttp from "../../src/mlflow/MlflowHttp.js"
-import { Mlflow } from "../../src/mlflow/Mlflow.js"
 import * as MlflowSql from "../../src/mlflow/MlflowSql.js"
 import * as Directory from "../../src/registry/Directory.js"
 import { MlflowRegistry } from "../../src/registry/MlflowRegistry.js"
@@ -49,7 +49,11 @@ export type Event =
   | { readonly event: "start"; readonly pid: number }
   | { readonly event: "pushed" }
   | { readonly event: "wrote"; readonly states: ReadonlyArray<readonly [string, string]> }
-  | { readonly event: "committed"; readonly generation: number; readonly states: ReadonlyArray<readonly [string, string]> }
+  | {
+    readonly event: "committed"
+    readonly generation: number
+    readonly states: ReadonlyArray<readonly [string, string]>
+  }
   | { readonly event: "hang" }
   | { readonly event: "batch"; readonly runId: string; readonly batch: number }
   | { readonly event: "done" }

@@ -80,11 +80,32 @@ class NotLiteral {
 }
 
 const COMPOUND: ReadonlySet<string> = new Set([
-  "if", "elif", "else", "for", "while", "try", "except", "finally", "with", "def", "class", "async", "match", "case"
+  "if",
+  "elif",
+  "else",
+  "for",
+  "while",
+  "try",
+  "except",
+  "finally",
+  "with",
+  "def",
+  "class",
+  "async",
+  "match",
+  "case"
 ])
 /** Names through which code can set module attributes that no assignment statement shows. */
 const DYNAMIC: ReadonlySet<string> = new Set([
-  "exec", "eval", "globals", "locals", "vars", "setattr", "__import__", "__dict__", "__builtins__"
+  "exec",
+  "eval",
+  "globals",
+  "locals",
+  "vars",
+  "setattr",
+  "__import__",
+  "__dict__",
+  "__builtins__"
 ])
 
 /**
@@ -107,7 +128,9 @@ export const readAssignments = <F extends string>(
   }
   const values = new Map<F, Value>()
   for (const logical of tokenized.right) {
-    const statements = logical.indented || isCompound(logical.tokens) ? [logical.tokens] : splitStatements(logical.tokens)
+    const statements = logical.indented || isCompound(logical.tokens)
+      ? [logical.tokens]
+      : splitStatements(logical.tokens)
     for (const tokens of statements) {
       const first = tokens[0]
       if (first === undefined) continue
@@ -147,7 +170,8 @@ export const describe = (v: Value): string =>
 
 const isCompound = (tokens: ReadonlyArray<Token>): boolean => {
   const first = tokens[0]
-  return first !== undefined && ((first.type === "name" && COMPOUND.has(first.text)) || (first.type === "op" && first.text === "@"))
+  return first !== undefined &&
+    ((first.type === "name" && COMPOUND.has(first.text)) || (first.type === "op" && first.text === "@"))
 }
 
 /** Splits a logical line at top-level semicolons. */
@@ -170,7 +194,9 @@ const splitStatements = (tokens: ReadonlyArray<Token>): ReadonlyArray<ReadonlyAr
 
 const isStarImport = (tokens: ReadonlyArray<Token>): boolean =>
   tokens[0]?.type === "name" && tokens[0].text === "from" &&
-  tokens.some((t, k) => t.type === "op" && t.text === "*" && tokens[k - 1]?.type === "name" && tokens[k - 1]?.text === "import")
+  tokens.some((t, k) =>
+    t.type === "op" && t.text === "*" && tokens[k - 1]?.type === "name" && tokens[k - 1]?.text === "import"
+  )
 
 const isAttribute = (tokens: ReadonlyArray<Token>, k: number): boolean => {
   const before = tokens[k - 1]
@@ -208,7 +234,9 @@ const literalAssignment = <F extends string>(
   const parser = new ValueParser(tokens, k + 1)
   const value = parser.value()
   if (value instanceof NotLiteral) return { field: target.text, value }
-  if (!parser.done()) return { field: target.text, value: new NotLiteral(`computed by an expression (${parser.rest()})`) }
+  if (!parser.done()) {
+    return { field: target.text, value: new NotLiteral(`computed by an expression (${parser.rest()})`) }
+  }
   return { field: target.text, value }
 }
 

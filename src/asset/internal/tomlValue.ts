@@ -61,8 +61,7 @@ const micros = (fraction: string | undefined): number =>
 
 const isoFraction = (microsecond: number): string => (microsecond === 0 ? "" : `.${pad(microsecond, 6)}`)
 
-const invalid = (kind: string, input: string, reason: string) =>
-  Either.left(new InvalidInput({ kind, input, reason }))
+const invalid = (kind: string, input: string, reason: string) => Either.left(new InvalidInput({ kind, input, reason }))
 
 export interface TimestampFields {
   readonly year: number

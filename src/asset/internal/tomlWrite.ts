@@ -6,8 +6,8 @@
  *
  * @internal
  */
-import { LocalDate, LocalTime, Timestamp, TomlTable, type TomlValue } from "./tomlValue.js"
 import { floatRepr, hex } from "./pythonRepr.js"
+import { LocalDate, LocalTime, Timestamp, TomlTable, type TomlValue } from "./tomlValue.js"
 
 // Python's str.isprintable() is false for these categories (the space excepted); repr() escapes them.
 const NON_PRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]/u

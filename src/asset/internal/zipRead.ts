@@ -6,8 +6,8 @@
  *
  * @internal
  */
-import type * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeStream from "@effect/platform-node/NodeStream"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Option, Stream } from "effect"
 import * as nodePath from "node:path"
 import type { Readable } from "node:stream"
@@ -252,7 +252,9 @@ export const unpackZip = (fs: FileSystem.FileSystem, zipPath: string, target: st
     if (Option.isSome(existing)) {
       const empty = existing.value.type === "Directory" &&
         (yield* fs.readDirectory(target).pipe(Effect.mapError(storageError(target)))).length === 0
-      if (!empty) return yield* new StorageError({ path: target, reason: "target exists and is not an empty directory" })
+      if (!empty) {
+        return yield* new StorageError({ path: target, reason: "target exists and is not an empty directory" })
+      }
     }
     const parent = nodePath.dirname(target)
     yield* fs.makeDirectory(parent, { recursive: true }).pipe(Effect.mapError(storageError(parent)))

@@ -5,8 +5,8 @@
  *
  * @internal
  */
-import type * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeStream from "@effect/platform-node/NodeStream"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Option, Stream } from "effect"
 import { randomUUID } from "node:crypto"
 import * as nodeFs from "node:fs"
@@ -67,7 +67,9 @@ const listFiles = (fs: FileSystem.FileSystem, root: string) =>
           if (name.includes("\\")) {
             return yield* new InvalidPackage({
               path: root,
-              reason: `file name ${JSON.stringify(segments.join("/"))} has a backslash, which zip readers take for a separator`
+              reason: `file name ${
+                JSON.stringify(segments.join("/"))
+              } has a backslash, which zip readers take for a separator`
             })
           }
           const info = yield* fs.stat(absolute).pipe(Effect.mapError(storageError(absolute)))

@@ -4,7 +4,7 @@
  */
 import { Command, HelpDoc, Options, ValidationError } from "@effect/cli"
 import { Effect, Either, Option } from "effect"
-import { orphans, type Orphan, parseDuration, remove } from "../gc.js"
+import { type Orphan, orphans, parseDuration, remove } from "../gc.js"
 import { printJson, printLine, table } from "../Output.js"
 import { globalOptions, provideStore, Settings } from "../Shell.js"
 
@@ -33,7 +33,7 @@ export const gc = Command.make(
       const dryRun = a.dryRun || !a.noDryRun
       const found = yield* orphans(Option.getOrElse(repoid, () => ""), a.olderThan)
       const deleted: Array<Orphan> = []
-      if (!dryRun) for (const o of found) if (yield* remove(o)) deleted.push(o)
+      if (!dryRun) { for (const o of found) if (yield* remove(o)) deleted.push(o) }
       const row = (o: Orphan) => ({
         project: o.project,
         release: Option.getOrNull(o.release),

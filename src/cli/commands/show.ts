@@ -41,7 +41,12 @@ export const show = Command.make(
       })
       const generation = Option.getOrNull(position.generation)
       if (json) {
-        return yield* printJson({ project: a.project, release: position.release.toString(), generation, ...tagJson(tag) })
+        return yield* printJson({
+          project: a.project,
+          release: position.release.toString(),
+          generation,
+          ...tagJson(tag)
+        })
       }
       yield* printLine(fields([
         ["project", a.project],
@@ -128,7 +133,8 @@ export const state = Command.make(
       }
       // a reader that stops early (`| head`) is not a failure of this command
       yield* Stream.run(bytes, stdoutSink).pipe(
-        Effect.catchIf((e) => e instanceof StorageError && e.path === "stdout" && /EPIPE/.test(e.reason), () => Effect.void)
+        Effect.catchIf((e) => e instanceof StorageError && e.path === "stdout" && /EPIPE/.test(e.reason), () =>
+          Effect.void)
       )
     })
 ).pipe(

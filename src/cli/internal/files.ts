@@ -4,9 +4,9 @@
  *
  * @internal
  */
+import * as NodeSink from "@effect/platform-node/NodeSink"
 import { isPlatformError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
-import * as NodeSink from "@effect/platform-node/NodeSink"
 import { Effect } from "effect"
 import { StorageError } from "../../errors.js"
 

@@ -45,8 +45,7 @@ export const makeArtifacts = (disk: Disk, records: Records, objectStores: Artifa
       return artifactsDir
     })
 
-  const runNotFound = (e: NotFound) =>
-    apiError(404, "RESOURCE_DOES_NOT_EXIST", `Run '${e.key}' not found`)
+  const runNotFound = (e: NotFound) => apiError(404, "RESOURCE_DOES_NOT_EXIST", `Run '${e.key}' not found`)
 
   const uploadArtifact: Mlflow.Service["uploadArtifact"] = (run, artifactPath, source) =>
     Effect.gen(function*() {

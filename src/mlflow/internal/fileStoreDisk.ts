@@ -4,9 +4,9 @@
  *
  * @internal
  */
+import type { PlatformError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import type { PlatformError } from "@effect/platform/Error"
 import { Clock, Effect } from "effect"
 import { StorageError } from "../../errors.js"
 import * as Confined from "../Confined.js"

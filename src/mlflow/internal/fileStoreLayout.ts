@@ -84,7 +84,6 @@ export const apiError = (status: number, errorCode: string, detail: string) =>
 export const notActiveRun = (runId: string) =>
   apiError(400, "INVALID_PARAMETER_VALUE", `The run ${runId} must be in 'active' lifecycle_stage.`)
 
-
 export type TagInput = { readonly key: string; readonly value: string }
 
 /** Where an experiment lives: `<root>/<E>`, or `.trash/<E>` once deleted. */

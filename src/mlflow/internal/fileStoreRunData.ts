@@ -5,8 +5,8 @@
  * @internal
  */
 import { Effect } from "effect"
-import { NotFound } from "../../errors.js"
 import { floatRepr } from "../../asset/internal/pythonRepr.js"
+import { NotFound } from "../../errors.js"
 import { type LogBatchExtras, validateExtras } from "../Mlflow.js"
 import type { Disk } from "./fileStoreDisk.js"
 import { apiError, checkTags, lastWins, notActiveRun, RUN_NAME_TAG, type TagInput, TAGS } from "./fileStoreLayout.js"
@@ -72,9 +72,15 @@ export const makeRunData = (disk: Disk, records: Records) => {
       for (const m of metrics) {
         lines.set(m.key, `${lines.get(m.key) ?? ""}${m.timestamp} ${floatRepr(m.value)} ${m.step}\n`)
       }
-      yield* Effect.forEach(lines, ([key, added]) =>
-        Effect.flatMap(readText(path.join(metricsDir, key)), (before) =>
-          artifacts.upload(metricsDir, key, encoder.encode(`${before ?? ""}${added}`))), { discard: true })
+      yield* Effect.forEach(
+        lines,
+        ([key, added]) =>
+          Effect.flatMap(
+            readText(path.join(metricsDir, key)),
+            (before) => artifacts.upload(metricsDir, key, encoder.encode(`${before ?? ""}${added}`))
+          ),
+        { discard: true }
+      )
     }
     if (tags.length > 0) yield* writeRunTags(runId, lastWins(tags))
   })

@@ -110,7 +110,8 @@ export const makeRuns = (disk: Disk, records: Records) => {
         const runs: Array<Run> = []
         for (const experimentId of new Set(options.experimentIds)) {
           const loc = yield* locateExperiment(experimentId)
-          if (loc !== undefined) runs.push(...(yield* runsIn(loc, clauses)))
+          if (loc === undefined) continue
+          for (const run of yield* runsIn(loc, clauses)) runs.push(run)
         }
         return paged(selectRuns(runs, runAccess, { ...options, filter, order }), maxResults)
       })

@@ -45,7 +45,8 @@ export type Final = NotFound | AlreadyExists | MlflowApiError | TransportError
 
 export const isRetryable = (e: unknown): e is Retryable => e instanceof Retryable
 
-export const isDomain = (e: unknown): e is NotFound | AlreadyExists => e instanceof NotFound || e instanceof AlreadyExists
+export const isDomain = (e: unknown): e is NotFound | AlreadyExists =>
+  e instanceof NotFound || e instanceof AlreadyExists
 
 /** Statuses MLflow's Python client retries (its `status_forcelist`). */
 export const RETRY_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504])
@@ -85,7 +86,9 @@ export const describeHttpError = (e: HttpClientError): string =>
 /** The decoding issues on one line: `experiment.experiment_id: Expected string, actual 7`. */
 const describeParse = (e: ParseResult.ParseError): string =>
   ParseResult.ArrayFormatter.formatErrorSync(e)
-    .map((issue) => `${issue.path.length === 0 ? "reply" : issue.path.join(".")}: ${issue.message.replace(/\s+/g, " ")}`)
+    .map((issue) =>
+      `${issue.path.length === 0 ? "reply" : issue.path.join(".")}: ${issue.message.replace(/\s+/g, " ")}`
+    )
     .join("; ")
 
 /** Reads a reply's body to the end (an artifact PUT answers `{}`, checked once the retries are over). */
@@ -158,8 +161,11 @@ export const make = (httpClient: HttpClient.HttpClient, settings: ExchangeSettin
   const backoff = (e: Retryable, n: number): Effect.Effect<Duration.Duration> => {
     if (Option.isSome(e.retryAfter)) return Effect.succeed(e.retryAfter.value)
     if (n === 0) return Effect.succeed(Duration.zero)
-    return Effect.map(Random.next, (r) =>
-      Duration.seconds(Math.min(backoffMax, backoffFactor * 2 ** n + (backoffJitter > 0 ? r * backoffJitter : 0))))
+    return Effect.map(
+      Random.next,
+      (r) =>
+        Duration.seconds(Math.min(backoffMax, backoffFactor * 2 ** n + (backoffJitter > 0 ? r * backoffJitter : 0)))
+    )
   }
 
   /**

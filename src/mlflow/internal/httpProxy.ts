@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import * as FileSystem from "@effect/platform/FileSystem"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Chunk, Effect, Either, Option, Ref, Sink, Stream } from "effect"
@@ -38,7 +38,10 @@ export const make = (
       if (source instanceof Uint8Array) {
         const put = HttpClientRequest.put(url, { acceptJson: true })
         const text = yield* exchange.withRetries(
-          exchange.attempt(HttpClientRequest.bodyUint8Array(put, source, "application/octet-stream"), { entity: "artifact", key: path }, readText)
+          exchange.attempt(HttpClientRequest.bodyUint8Array(put, source, "application/octet-stream"), {
+            entity: "artifact",
+            key: path
+          }, readText)
         ).pipe(Effect.catchIf(isDomain, unexpected))
         yield* exchange.decode(put, Acknowledged, text)
         return
@@ -92,7 +95,9 @@ export const make = (
         const request = contentLength === 0
           ? HttpClientRequest.bodyUint8Array(put, new Uint8Array(0), "application/octet-stream")
           : HttpClientRequest.bodyStream(put, body, { contentType: "application/octet-stream", contentLength })
-        const exit = yield* Effect.either(exchange.attempt(request, { entity: "artifact", key: path }, readText, { timeout: false }))
+        const exit = yield* Effect.either(
+          exchange.attempt(request, { entity: "artifact", key: path }, readText, { timeout: false })
+        )
         if (Either.isRight(exit)) return exit.right
         const failed = yield* Ref.get(sourceError)
         if (Option.isSome(failed)) return yield* Effect.fail(failed.value)
@@ -111,7 +116,9 @@ export const make = (
           exchange.attempt(request, { entity: "artifact", key: path }, Effect.succeed, { missingArtifact: true })
         ).pipe(Effect.catchTag("AlreadyExists", unexpected))
         return response.stream.pipe(
-          Stream.mapError((e) => new TransportError({ operation: exchange.operationOf(request), reason: describeHttpError(e) }))
+          Stream.mapError((e) =>
+            new TransportError({ operation: exchange.operationOf(request), reason: describeHttpError(e) })
+          )
         )
       })
     )

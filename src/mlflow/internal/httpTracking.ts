@@ -90,7 +90,9 @@ export const make = (exchange: Exchange) => {
       ),
       Effect.flatMap((r) => {
         const found = r.experiments.map(Wire.toExperiment).find((e) => e.name === name)
-        return found === undefined ? Effect.fail(new NotFound({ entity: "experiment", key: name })) : Effect.succeed(found)
+        return found === undefined
+          ? Effect.fail(new NotFound({ entity: "experiment", key: name }))
+          : Effect.succeed(found)
       })
     )
 
@@ -144,7 +146,10 @@ export const make = (exchange: Exchange) => {
         return pages((token) =>
           Effect.map(
             call(
-              post("experiments/search", Option.match(token, { onNone: () => body, onSome: (t) => ({ ...body, page_token: t }) })),
+              post(
+                "experiments/search",
+                Option.match(token, { onNone: () => body, onSome: (t) => ({ ...body, page_token: t }) })
+              ),
               Wire.SearchExperimentsResponse,
               { entity: "experiment", key: filter }
             ),
@@ -193,11 +198,15 @@ export const make = (exchange: Exchange) => {
     searchRuns({ experimentIds: [experimentId], filter: Filter.and(Filter.tag(tag.key, tag.value)) }).pipe(
       Stream.runCollect,
       Effect.map((runs) =>
-        Chunk.reduce(runs, Option.none<Run>(), (best, run) =>
-          Option.isSome(best) && (best.value.info.startTime < run.info.startTime ||
-              (best.value.info.startTime === run.info.startTime && best.value.info.runId <= run.info.runId))
-            ? best
-            : Option.some(run))
+        Chunk.reduce(
+          runs,
+          Option.none<Run>(),
+          (best, run) =>
+            Option.isSome(best) && (best.value.info.startTime < run.info.startTime ||
+                (best.value.info.startTime === run.info.startTime && best.value.info.runId <= run.info.runId))
+              ? best
+              : Option.some(run)
+        )
       ),
       Effect.orElseSucceed(() => Option.none<Run>())
     )
@@ -223,7 +232,10 @@ export const make = (exchange: Exchange) => {
         return pages((token) =>
           Effect.map(
             call(
-              post("runs/search", Option.match(token, { onNone: () => body, onSome: (t) => ({ ...body, page_token: t }) })),
+              post(
+                "runs/search",
+                Option.match(token, { onNone: () => body, onSome: (t) => ({ ...body, page_token: t }) })
+              ),
               Wire.SearchRunsResponse,
               { entity: "run", key: filter }
             ),

@@ -5,7 +5,8 @@
  * @internal
  */
 import { Either, Redacted } from "effect"
-import { InvalidInput, UnsupportedArtifactStore } from "../../errors.js"
+import type { UnsupportedArtifactStore } from "../../errors.js"
+import { InvalidInput } from "../../errors.js"
 import * as Redact from "../../internal/redact.js"
 import * as ArtifactStore from "../ArtifactStore.js"
 import * as LocalArtifacts from "../LocalArtifacts.js"
@@ -77,14 +78,19 @@ export const resolveArtifactUri = (
     }
     const root = rest.split("/").filter((s) => s !== "")
     if (root.some((s) => s === "." || s === "..")) {
-      return Either.left(new InvalidInput({ kind: "ArtifactUri", input: artifactUri, reason: "holds a '.' or '..' segment" }))
+      return Either.left(
+        new InvalidInput({ kind: "ArtifactUri", input: artifactUri, reason: "holds a '.' or '..' segment" })
+      )
     }
     return Either.right({ _tag: "Proxy", base, root })
   }
   if (LocalArtifacts.isLocalUri(artifactUri)) {
     return Either.map(LocalArtifacts.fileUriToPath(artifactUri), (dir) => ({ _tag: "Local" as const, dir }))
   }
-  return Either.map(ArtifactStore.parseObjectUri(artifactUri), (location) => ({ _tag: "ObjectStore" as const, location }))
+  return Either.map(
+    ArtifactStore.parseObjectUri(artifactUri),
+    (location) => ({ _tag: "ObjectStore" as const, location })
+  )
 }
 
 export const encodePath = (segments: ReadonlyArray<string>): string => segments.map(encodeURIComponent).join("/")

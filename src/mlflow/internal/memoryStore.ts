@@ -6,8 +6,8 @@
  */
 import { Chunk, Effect, Either, Option, Stream } from "effect"
 import { readFile } from "node:fs/promises"
-import { InvalidInput, MlflowApiError, NotFound, StorageError } from "../../errors.js"
-import type { MlflowFailure } from "../../errors.js"
+import { MlflowApiError, NotFound, StorageError } from "../../errors.js"
+import type { InvalidInput, MlflowFailure } from "../../errors.js"
 import { concatBytes, EntityTag, Experiment, FileInfo, Run, RunInfo } from "../Mlflow.js"
 import type { ArtifactSource, LifecycleStage, MetricPoint, RunStatus } from "../Mlflow.js"
 import type {
@@ -219,7 +219,8 @@ export const walkPages = <A, E>(
     Effect.as(
       memory.enter(method),
       Stream.paginateChunkEffect(undefined as string | undefined, (pageToken) =>
-        Effect.map(page(pageToken), ([items, next]) => [Chunk.fromIterable(items), Option.fromNullable(next)] as const))
+        Effect.map(page(pageToken), ([items, next]) =>
+          [Chunk.fromIterable(items), Option.fromNullable(next)] as const))
     )
   ).pipe(Stream.withSpan(`MlflowMemory.${method}`))
 
@@ -284,6 +285,8 @@ export const readSource = <E>(source: ArtifactSource<E>): Effect.Effect<Uint8Arr
     }).pipe(Effect.map((buf) => new Uint8Array(buf.buffer, buf.byteOffset, buf.length)))
   }
   // a single chunk is copied too
-  return Effect.map(Stream.runCollect(source), (chunks) =>
-    chunks.length === 1 ? Chunk.unsafeHead(chunks).slice() : concatBytes(Chunk.toReadonlyArray(chunks)))
+  return Effect.map(
+    Stream.runCollect(source),
+    (chunks) => chunks.length === 1 ? Chunk.unsafeHead(chunks).slice() : concatBytes(Chunk.toReadonlyArray(chunks))
+  )
 }

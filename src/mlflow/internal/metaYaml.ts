@@ -183,7 +183,7 @@ export const parseYamlDocument = (file: string, text: string): Either.Either<Met
 // parser, so what is read and what is refused stay the same.
 
 /** A plain scalar taken here: no indicator first (a `-` only before a non-space), no `: `, ` #`, tab, `:` last. */
-const SIMPLE_PLAIN = /^(?!.*(?::\s| #))(?:[^\s\-?:,[\]{}#&*!|>'"%@`]|-[^\s\-])[^\t]*(?<![\s:])$/
+const SIMPLE_PLAIN = /^(?!.*(?::\s| #))(?:[^\s\-?:,[\]{}#&*!|>'"%@`]|-[^\s-])[^\t]*(?<![\s:])$/
 /** Characters left to the full parser: those PyYAML double-quotes, and BOM, NEL, line and paragraph separators. */
 const SIMPLE_REFUSED = /[^\x20-\x7E\xA0-\uD7FF\uE000-\uFEFE\uFF00-\uFFFD\u{10000}-\u{10FFFF}]|[\u2028\u2029]/u
 

@@ -46,7 +46,9 @@ const createExperiment = (db: Session) =>
         const existing = yield* sql`SELECT 1 AS one FROM experiments e WHERE e.name = ${name}${inWorkspace("e")}`
         if (existing.length > 0) return yield* Effect.fail(taken())
         yield* sql`INSERT INTO experiments (name, lifecycle_stage, creation_time, last_update_time) VALUES (${name}, 'active', ${now}, ${now})`
-        const rows = yield* sql<{ readonly experiment_id: string }>`SELECT CAST(e.experiment_id AS ${text}) AS experiment_id FROM experiments e WHERE e.name = ${name}${
+        const rows = yield* sql<
+          { readonly experiment_id: string }
+        >`SELECT CAST(e.experiment_id AS ${text}) AS experiment_id FROM experiments e WHERE e.name = ${name}${
           inWorkspace("e")
         }`
         const id = rows[0]!.experiment_id
@@ -71,13 +73,15 @@ const setExperimentStage = (db: Session, experimentId: string, from: LifecycleSt
     const now = yield* Clock.currentTimeMillis
     yield* db.write(
       Effect.gen(function*() {
-        const rows = yield* sql<{ readonly lifecycle_stage: string | null }>`SELECT e.lifecycle_stage FROM experiments e WHERE e.experiment_id = ${id}${
-          inWorkspace("e")
-        }`
+        const rows = yield* sql<
+          { readonly lifecycle_stage: string | null }
+        >`SELECT e.lifecycle_stage FROM experiments e WHERE e.experiment_id = ${id}${inWorkspace("e")}`
         const row = rows[0]
         if (row === undefined || Rows.stage(row.lifecycle_stage) !== from) return yield* Effect.fail(notFound)
         yield* sql`UPDATE experiments SET lifecycle_stage = ${to}, last_update_time = ${now} WHERE experiment_id = ${id}`
-        yield* sql`UPDATE runs SET lifecycle_stage = ${to}, deleted_time = ${to === "deleted" ? now : null} WHERE experiment_id = ${id}`
+        yield* sql`UPDATE runs SET lifecycle_stage = ${to}, deleted_time = ${
+          to === "deleted" ? now : null
+        } WHERE experiment_id = ${id}`
       })
     )
   })

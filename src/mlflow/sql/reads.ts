@@ -17,7 +17,9 @@ import type { Session } from "./session.js"
 /** The experiments (with their tags) that `where` selects (`e` is experiments). @internal */
 export const experimentsWhere = (db: Session, where: Fragment): Effect.Effect<Array<Experiment>, StorageError> => {
   const { inWorkspace, key, sql, text } = db
-  return sql<Rows.ExperimentRow>`SELECT CAST(e.experiment_id AS ${text}) AS experiment_id, e.name, e.artifact_location, e.lifecycle_stage, e.creation_time, e.last_update_time, t.${key} AS tag_key, t.value AS tag_value FROM experiments e LEFT JOIN experiment_tags t ON t.experiment_id = e.experiment_id WHERE ${where}${
+  return sql<
+    Rows.ExperimentRow
+  >`SELECT CAST(e.experiment_id AS ${text}) AS experiment_id, e.name, e.artifact_location, e.lifecycle_stage, e.creation_time, e.last_update_time, t.${key} AS tag_key, t.value AS tag_value FROM experiments e LEFT JOIN experiment_tags t ON t.experiment_id = e.experiment_id WHERE ${where}${
     inWorkspace("e")
   }`.pipe(Effect.mapError(db.error), Effect.map(Rows.experiments))
 }
@@ -25,7 +27,9 @@ export const experimentsWhere = (db: Session, where: Fragment): Effect.Effect<Ar
 /** The runs (with their tags) that `where` selects (`r` is runs). @internal */
 export const runsWhere = (db: Session, where: Fragment): Effect.Effect<Array<Run>, StorageError> => {
   const { key, sql, text } = db
-  return sql<Rows.RunRow>`SELECT r.run_uuid, r.name, r.user_id, r.status, r.start_time, r.end_time, r.lifecycle_stage, r.artifact_uri, CAST(r.experiment_id AS ${text}) AS experiment_id, t.${key} AS tag_key, t.value AS tag_value FROM runs r LEFT JOIN tags t ON t.run_uuid = r.run_uuid WHERE ${where}`
+  return sql<
+    Rows.RunRow
+  >`SELECT r.run_uuid, r.name, r.user_id, r.status, r.start_time, r.end_time, r.lifecycle_stage, r.artifact_uri, CAST(r.experiment_id AS ${text}) AS experiment_id, t.${key} AS tag_key, t.value AS tag_value FROM runs r LEFT JOIN tags t ON t.run_uuid = r.run_uuid WHERE ${where}`
     .pipe(Effect.mapError(db.error), Effect.map(Rows.runs))
 }
 

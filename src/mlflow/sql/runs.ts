@@ -58,7 +58,9 @@ const createRun = (db: Session) => (options: CreateRunOptions) =>
     const allTags = tagged ? tags : [...tags, { key: "mlflow.runName", value: runName }]
     yield* db.write(
       Effect.gen(function*() {
-        const rows = yield* sql<{ readonly lifecycle_stage: string | null }>`SELECT lifecycle_stage FROM experiments WHERE experiment_id = ${id}`
+        const rows = yield* sql<
+          { readonly lifecycle_stage: string | null }
+        >`SELECT lifecycle_stage FROM experiments WHERE experiment_id = ${id}`
         const row = rows[0]
         if (row === undefined) {
           return yield* Effect.fail(new NotFound({ entity: "experiment", key: options.experimentId }))
@@ -151,7 +153,9 @@ const setRunStage = (db: Session, runId: string, to: LifecycleStage) =>
     yield* db.write(
       Effect.gen(function*() {
         yield* runStage(db, runId)
-        yield* db.sql`UPDATE runs SET lifecycle_stage = ${to}, deleted_time = ${to === "deleted" ? now : null} WHERE run_uuid = ${runId}`
+        yield* db.sql`UPDATE runs SET lifecycle_stage = ${to}, deleted_time = ${
+          to === "deleted" ? now : null
+        } WHERE run_uuid = ${runId}`
       })
     )
   })
@@ -162,8 +166,12 @@ const updateRun = (db: Session) => (runId: string, options: UpdateRunOptions) =>
     yield* db.write(
       Effect.gen(function*() {
         yield* activeRun(db, runId)
-        if (options.status !== undefined) yield* sql`UPDATE runs SET status = ${options.status} WHERE run_uuid = ${runId}`
-        if (options.endTime !== undefined) yield* sql`UPDATE runs SET end_time = ${options.endTime} WHERE run_uuid = ${runId}`
+        if (options.status !== undefined) {
+          yield* sql`UPDATE runs SET status = ${options.status} WHERE run_uuid = ${runId}`
+        }
+        if (
+          options.endTime !== undefined
+        ) yield* sql`UPDATE runs SET end_time = ${options.endTime} WHERE run_uuid = ${runId}`
         if (options.runName !== undefined && options.runName !== "") {
           yield* writeRunTags(db, runId, [{ key: "mlflow.runName", value: options.runName }])
         }

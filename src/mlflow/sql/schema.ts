@@ -14,7 +14,14 @@ import type { SqlTarget } from "./uri.js"
 
 /** What must be there for this layer to work, per table (the columns it reads or writes). */
 export const REQUIRED: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
-  ["experiments", ["experiment_id", "name", "artifact_location", "lifecycle_stage", "creation_time", "last_update_time"]],
+  ["experiments", [
+    "experiment_id",
+    "name",
+    "artifact_location",
+    "lifecycle_stage",
+    "creation_time",
+    "last_update_time"
+  ]],
   ["experiment_tags", ["key", "value", "experiment_id"]],
   [
     "runs",
@@ -64,8 +71,12 @@ export const open = (
       dialect === "sqlite"
         ? sql<{ readonly name: string }>`SELECT name FROM sqlite_master WHERE type = 'table'`
         : dialect === "pg"
-        ? sql<{ readonly name: string }>`SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()`
-        : sql<{ readonly name: string }>`SELECT table_name AS name FROM information_schema.tables WHERE table_schema = DATABASE()`,
+        ? sql<
+          { readonly name: string }
+        >`SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()`
+        : sql<
+          { readonly name: string }
+        >`SELECT table_name AS name FROM information_schema.tables WHERE table_schema = DATABASE()`,
       error
     ).pipe(Effect.map((rows) => new Set(rows.map((r) => r.name))))
 
@@ -111,7 +122,9 @@ export const open = (
       const revision = yield* readRevision
       for (const [table, columns] of REQUIRED) {
         const missing: Array<string> = []
-        const all = yield* Effect.either(sql.unsafe(`SELECT ${columns.map(quote).join(", ")} FROM ${table} WHERE 1 = 0`))
+        const all = yield* Effect.either(
+          sql.unsafe(`SELECT ${columns.map(quote).join(", ")} FROM ${table} WHERE 1 = 0`)
+        )
         if (Either.isRight(all)) continue
         for (const column of columns) {
           const one = yield* Effect.either(sql.unsafe(`SELECT ${quote(column)} FROM ${table} WHERE 1 = 0`))

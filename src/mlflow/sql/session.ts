@@ -102,15 +102,17 @@ export const open = (
     ): Effect.Effect<A, E | StorageError> =>
       serialised(sql.withTransaction(body)).pipe(
         Effect.retry({ schedule: retrying, while: (e) => isSqlError(e) && isTransient(e) }),
-        Effect.catchIf(isSqlError, (e): Effect.Effect<never, E | StorageError> =>
-          onUnique !== undefined && isUniqueViolation(e) ? Effect.fail(onUnique()) : Effect.fail(error(e)))
+        Effect.catchIf(
+          isSqlError,
+          (e): Effect.Effect<never, E | StorageError> =>
+            onUnique !== undefined && isUniqueViolation(e) ? Effect.fail(onUnique()) : Effect.fail(error(e))
+        )
       )
 
     const write = <A, E>(
       body: Effect.Effect<A, E | SqlError>,
       onUnique?: () => E
-    ): Effect.Effect<A, E | StorageError> =>
-      transaction(Effect.zipRight(lock, body), onUnique)
+    ): Effect.Effect<A, E | StorageError> => transaction(Effect.zipRight(lock, body), onUnique)
 
     const { workspaced } = yield* Schema.open({ sql, target, artifactRoot, transaction, error })
 

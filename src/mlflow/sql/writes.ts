@@ -46,7 +46,9 @@ export const writeRunTags: RunWrite<KeyValue> = (db, runId, tags) =>
       yield* sql`INSERT INTO tags ${sql.insert(rows.slice(i, i + 100))} ${upsert(db, "run_uuid")}`
     }
     const name = rows.find((r) => r.key === "mlflow.runName")
-    if (name !== undefined) yield* sql`UPDATE runs SET name = ${cut(name.value, MAX_RUN_NAME)} WHERE run_uuid = ${runId}`
+    if (name !== undefined) {
+      yield* sql`UPDATE runs SET name = ${cut(name.value, MAX_RUN_NAME)} WHERE run_uuid = ${runId}`
+    }
   })
 
 /** A new experiment's tags (already one value a key). @internal */

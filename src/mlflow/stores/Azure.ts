@@ -2,13 +2,13 @@
  * Artifacts in Azure Blob Storage through `@azure/storage-blob`, with MLflow's credentials order: a connection string,
  * else the account key, else the Azure identity chain. Loaded by the resolver only for `wasbs://` artifact URIs.
  */
+import type { TokenCredential } from "@azure/identity"
 import {
   BlobServiceClient,
   type ContainerClient,
-  StorageSharedKeyCredential,
-  type StoragePipelineOptions
+  type StoragePipelineOptions,
+  StorageSharedKeyCredential
 } from "@azure/storage-blob"
-import type { TokenCredential } from "@azure/identity"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Effect, Redacted, Stream } from "effect"
 import type { Readable } from "node:stream"
@@ -29,7 +29,8 @@ export const DEFAULT_BLOCK_SIZE = 8 * 1024 * 1024
 export const DEFAULT_CONCURRENCY = 4
 export const DEFAULT_MAX_ATTEMPTS = 5
 
-const CREDENTIAL_HELP = "no Azure credentials found (set AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCESS_KEY, " +
+const CREDENTIAL_HELP =
+  "no Azure credentials found (set AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCESS_KEY, " +
   "or sign in for the Azure identity chain)"
 
 /** What an SDK failure means, in one line without secrets. */
@@ -121,7 +122,9 @@ export const make = (options: AzureOptions): Backend<Location> => {
           try: (abortSignal) => c.getBlobClient(key).download(0, undefined, { abortSignal }),
           catch: (e) => e
         }).pipe(
-          Effect.mapError((e) => describe(e).notFound ? new NotFound({ entity: "artifact", key: path }) : failure("download", key)(e))
+          Effect.mapError((e) =>
+            describe(e).notFound ? new NotFound({ entity: "artifact", key: path }) : failure("download", key)(e)
+          )
         ))
     }
 
@@ -154,7 +157,11 @@ export const make = (options: AzureOptions): Backend<Location> => {
                 entries.push(new FileInfo({ path: relative(item.name.replace(/\/+$/, "")), isDir: true }))
               } else if (item.name !== keyPrefix) {
                 entries.push(
-                  new FileInfo({ path: relative(item.name), isDir: false, fileSize: item.properties.contentLength ?? 0 })
+                  new FileInfo({
+                    path: relative(item.name),
+                    isDir: false,
+                    fileSize: item.properties.contentLength ?? 0
+                  })
                 )
               }
             }
@@ -172,7 +179,9 @@ export const make = (options: AzureOptions): Backend<Location> => {
           try: async () => {
             const keys = [key]
             for await (const item of c.listBlobsFlat({ prefix: `${key}/` })) keys.push(item.name)
-            for (const k of keys) await c.deleteBlob(k).catch((e: unknown) => describe(e).notFound ? undefined : Promise.reject(e))
+            for (const k of keys) {
+              await c.deleteBlob(k).catch((e: unknown) => describe(e).notFound ? undefined : Promise.reject(e))
+            }
           },
           catch: failure("delete", key)
         })

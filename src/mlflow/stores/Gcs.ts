@@ -2,8 +2,8 @@
  * Artifacts in Google Cloud Storage through `@google-cloud/storage`, with application default credentials and
  * MLflow's GCS timeout and chunk-size settings. Loaded by the resolver only for `gs://` artifact URIs.
  */
-import { IdempotencyStrategy, Storage } from "@google-cloud/storage"
 import * as NodeStream from "@effect/platform-node/NodeStream"
+import { IdempotencyStrategy, Storage } from "@google-cloud/storage"
 import { Effect, Stream } from "effect"
 import { Readable } from "node:stream"
 import { pipeline } from "node:stream/promises"
@@ -23,19 +23,27 @@ const CREDENTIAL_HELP = "no Google credentials found (set GOOGLE_APPLICATION_CRE
   "`gcloud auth application-default login`)"
 
 /** What an SDK failure means, in one line without secrets. */
-export const describe = (e: unknown): { readonly notFound: boolean; readonly bucketMissing: boolean; readonly reason: string } => {
+export const describe = (
+  e: unknown
+): { readonly notFound: boolean; readonly bucketMissing: boolean; readonly reason: string } => {
   const err = e as { name?: unknown; message?: unknown; code?: unknown } | null
   const code = typeof err?.code === "number" ? err.code : typeof err?.code === "string" ? Number(err.code) : undefined
   const message = scrub(typeof err?.message === "string" ? err.message.split("\n", 1)[0]! : String(e))
   if (/default credentials|Could not load the default credentials/i.test(message)) {
     return { notFound: false, bucketMissing: false, reason: CREDENTIAL_HELP }
   }
-  if (code === 404 && /bucket/i.test(message)) return { notFound: false, bucketMissing: true, reason: "the bucket does not exist" }
+  if (code === 404 && /bucket/i.test(message)) {
+    return { notFound: false, bucketMissing: true, reason: "the bucket does not exist" }
+  }
   if (code === 404) return { notFound: true, bucketMissing: false, reason: message }
   if (code === 401 || code === 403) {
     return { notFound: false, bucketMissing: false, reason: `access denied (${code}): ${message}` }
   }
-  return { notFound: false, bucketMissing: false, reason: `${code === undefined || Number.isNaN(code) ? "" : `${code} `}${message}` }
+  return {
+    notFound: false,
+    bucketMissing: false,
+    reason: `${code === undefined || Number.isNaN(code) ? "" : `${code} `}${message}`
+  }
 }
 
 export const make = (options: GcsOptions): Backend<Location> => {
@@ -121,7 +129,9 @@ export const make = (options: GcsOptions): Backend<Location> => {
               }
               for (const f of files) {
                 if (f.name === keyPrefix) continue
-                entries.push(new FileInfo({ path: relative(f.name), isDir: false, fileSize: Number(f.metadata.size ?? 0) }))
+                entries.push(
+                  new FileInfo({ path: relative(f.name), isDir: false, fileSize: Number(f.metadata.size ?? 0) })
+                )
               }
               pageToken = (next as { pageToken?: string } | null | undefined)?.pageToken
             } while (pageToken !== undefined && pageToken !== "")

@@ -48,7 +48,9 @@ export const describe = (e: unknown): { readonly notFound: boolean; readonly rea
   if (name === "AccessDenied" || name === "AllAccessDisabled" || status === 403) {
     return {
       notFound: false,
-      reason: `access denied (${name}${status === undefined ? "" : ` ${status}`}): check the credentials and the bucket's policy`
+      reason: `access denied (${name}${
+        status === undefined ? "" : ` ${status}`
+      }): check the credentials and the bucket's policy`
     }
   }
   if (name === "InvalidAccessKeyId" || name === "SignatureDoesNotMatch" || name === "ExpiredToken") {
@@ -73,7 +75,9 @@ export const make = (options: S3Options): Effect.Effect<Backend<Location>, Artif
       ...(options.requestChecksumCalculation === undefined
         ? {}
         : { requestChecksumCalculation: options.requestChecksumCalculation }),
-      ...(options.ignoreTls === true ? { requestHandler: { httpsAgent: new Https.Agent({ rejectUnauthorized: false }) } } : {}),
+      ...(options.ignoreTls === true
+        ? { requestHandler: { httpsAgent: new Https.Agent({ rejectUnauthorized: false }) } }
+        : {}),
       ...(options.credentials === undefined ? {} : {
         credentials: {
           accessKeyId: Redacted.value(options.credentials.accessKeyId),
@@ -101,7 +105,9 @@ export const make = (options: S3Options): Effect.Effect<Backend<Location>, Artif
         new ArtifactStoreError({ store: "s3", location: where(key), operation, reason: describe(e).reason })
       const send = <A>(operation: string, key: string, run: (signal: AbortSignal) => Promise<A>) =>
         Effect.tryPromise({ try: run, catch: (e) => e }).pipe(
-          Effect.mapError((e) => describe(e).notFound ? new NotFound({ entity: "artifact", key }) : failure(operation, key)(e))
+          Effect.mapError((e) =>
+            describe(e).notFound ? new NotFound({ entity: "artifact", key }) : failure(operation, key)(e)
+          )
         )
 
       const upload: ArtifactStore["upload"] = (path, source) =>
@@ -123,21 +129,28 @@ export const make = (options: S3Options): Effect.Effect<Backend<Location>, Artif
             catch: failure("upload", key)
           })
           // the source's own failure (a stream's typed error, a file that cannot be read) wins over the SDK's report
-          yield* Effect.catchAll(run, (e) => Effect.flatMap(body.failure, (sourceError) => Effect.fail(sourceError ?? e)))
+          yield* Effect.catchAll(
+            run,
+            (e) => Effect.flatMap(body.failure, (sourceError) => Effect.fail(sourceError ?? e))
+          )
         }).pipe(Effect.withSpan("S3.upload", { attributes: { bucket, path } }))
 
       const get = (path: string) => {
         const key = keyOf(prefix, path)
-        return send("download", path, (abortSignal) =>
-          client.send(new GetObjectCommand({ Bucket: bucket, Key: key, ...owner }), { abortSignal })).pipe(
-            Effect.mapError((e) => (e._tag === "NotFound" ? e : failure("download", key)(e)))
-          )
+        return send(
+          "download",
+          path,
+          (abortSignal) => client.send(new GetObjectCommand({ Bucket: bucket, Key: key, ...owner }), { abortSignal })
+        ).pipe(
+          Effect.mapError((e) => (e._tag === "NotFound" ? e : failure("download", key)(e)))
+        )
       }
 
       const download: ArtifactStore["download"] = (path) =>
         Stream.unwrap(
           Effect.map(get(path), (r) =>
-            NodeStream.fromReadable<ArtifactStoreError>(() => r.Body as Readable, failure("download", keyOf(prefix, path))))
+            NodeStream.fromReadable<ArtifactStoreError>(() =>
+              r.Body as Readable, failure("download", keyOf(prefix, path))))
         ).pipe(Stream.withSpan("S3.download", { attributes: { bucket, path } }))
 
       const read: ArtifactStore["read"] = (path) =>
@@ -216,7 +229,10 @@ export const make = (options: S3Options): Effect.Effect<Backend<Location>, Artif
             })
             const refused = (r.Errors ?? []).find((e) => e.Code !== "NoSuchKey")
             if (refused !== undefined) {
-              return yield* failure("delete", refused.Key ?? key)({ name: refused.Code, message: refused.Message ?? "" })
+              return yield* failure("delete", refused.Key ?? key)({
+                name: refused.Code,
+                message: refused.Message ?? ""
+              })
             }
           }
         }).pipe(Effect.withSpan("S3.remove", { attributes: { bucket, path } }))

@@ -114,10 +114,13 @@ export const make = (i: Instance, staging: string | undefined) =>
     /** The same, read whole. */
     const readWhole = (run: Run, name: string) =>
       Effect.flatMap(mlflow.readArtifact(run.info, name), (bytes) =>
-        Option.match(Option.flatMap(run.tag(Layout.sha256Tag(name)), (tag) => mismatch(name, tag, sha256(bytes))), {
-          onNone: () => Effect.succeed(bytes),
-          onSome: Effect.fail
-        }))
+        Option.match(
+          Option.flatMap(run.tag(Layout.sha256Tag(name)), (tag) => mismatch(name, tag, sha256(bytes))),
+          {
+            onNone: () => Effect.succeed(bytes),
+            onSome: Effect.fail
+          }
+        ))
 
     return { stagingPath, makeDirectory, upload, checkStored, download, readWhole }
   })

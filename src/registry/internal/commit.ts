@@ -80,9 +80,14 @@ export const make = (
           [mlflow.updateRun(own.runId, { status: "FINISHED", endTime }), committedAt(rel, number)],
           { concurrency: 2 }
         )
-        const holders = yield* holdersAt(rel, number, withRunUpdate(own, info, [
-          { key: Layout.TAG.commit, value: String(number) }
-        ]), found)
+        const holders = yield* holdersAt(
+          rel,
+          number,
+          withRunUpdate(own, info, [
+            { key: Layout.TAG.commit, value: String(number) }
+          ]),
+          found
+        )
         if (holders.length === 0 || holders[0]!.runId === own.runId) return [number, info] as const
         const taken = yield* committedRuns(rel)
         const next = GenerationKey.next(Arr.reduce([...taken.keys()], number, (a, b) => (b > a ? b : a)))

@@ -48,5 +48,10 @@ export const verified = <E>(
   artifact: string,
   expected: Option.Option<string>
 ): Stream.Stream<Uint8Array, E | IntegrityError> =>
-  Option.isNone(expected) ? stream : digested(stream, (actual) =>
-    Option.match(mismatch(artifact, expected.value, actual), { onNone: () => Stream.empty, onSome: Stream.fail }))
+  Option.isNone(expected) ?
+    stream :
+    digested(stream, (actual) =>
+      Option.match(mismatch(artifact, expected.value, actual), {
+        onNone: () => Stream.empty,
+        onSome: Stream.fail
+      }))

@@ -27,8 +27,10 @@ export const make = (
     Effect.gen(function*() {
       yield* i.ready
       const all = yield* Stream.runCollect(mlflow.searchExperiments({ viewType: "ACTIVE_ONLY" }))
-      const candidates = Arr.filterMap(Chunk.toReadonlyArray(all), (e) =>
-        Option.map(Layout.projectOf(e.name, repoid), (project) => ({ project, experiment: e })))
+      const candidates = Arr.filterMap(
+        Chunk.toReadonlyArray(all),
+        (e) => Option.map(Layout.projectOf(e.name, repoid), (project) => ({ project, experiment: e }))
+      )
       // a project is an experiment of this repository holding a release run: Default, `my-exp` and any other
       // experiment that merely looks like a project name are skipped
       const holders = new Set<string>()

@@ -45,8 +45,10 @@ export const memo = <K, A, E>(lookup: (key: K) => Effect.Effect<A, E>): Effect.E
       // effect's Cache keeps failures like values; dropping the entry makes the next caller look again.
       const forget = (key: K) => <X>(self: Effect.Effect<X, E>) =>
         Effect.tapError(
-          Effect.flatMap(Effect.serviceOption(Tracer.ParentSpan), (parent) =>
-            Effect.locally(self, lookupParent, parent)),
+          Effect.flatMap(
+            Effect.serviceOption(Tracer.ParentSpan),
+            (parent) => Effect.locally(self, lookupParent, parent)
+          ),
           () => cache.invalidate(key)
         )
       return {

@@ -87,8 +87,10 @@ export const make = (
     yield* makeDirectory(dir)
     const target = path.join(dir, Layout.ARTIFACT.package)
     yield* download(run, Layout.ARTIFACT.package).pipe(
-      Stream.catchTag("NotFound", () =>
-        Stream.fail(new NotFound({ entity: "package", key: releaseName(project, release) }))),
+      Stream.catchTag(
+        "NotFound",
+        () => Stream.fail(new NotFound({ entity: "package", key: releaseName(project, release) }))
+      ),
       Stream.run(fs.sink(target)),
       Effect.catchTags({ SystemError: storage(target), BadArgument: storage(target) }),
       Effect.tapError(() => Effect.ignore(fs.remove(dir, { recursive: true })))

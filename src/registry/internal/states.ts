@@ -87,8 +87,10 @@ export const make = (
     yield* i.ready
     const run = yield* generationRun(project, release, generation)
     const bytes = yield* readWhole(run, Layout.ARTIFACT.tag).pipe(
-      Effect.catchTag("NotFound", () =>
-        Effect.fail(new Empty({ entity: "tag", key: generationName(project, release, generation) })))
+      Effect.catchTag(
+        "NotFound",
+        () => Effect.fail(new Empty({ entity: "tag", key: generationName(project, release, generation) }))
+      )
     )
     return yield* Tag.decode(bytes)
   })
