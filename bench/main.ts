@@ -17,7 +17,7 @@ import { cpu, listing, start, states, transfer } from "./scenarios.js"
 import { compare, median, percentile } from "./stats.js"
 import { streamS3Figures } from "./stream-s3.js"
 import type { StreamFigures, StreamSettings } from "./stream.js"
-import { STREAM_PHASES } from "./stream.js"
+import { STREAM_PHASES, type StreamPhase } from "./stream.js"
 import { connect, EMULATOR_ENV, type Target } from "./target.js"
 
 const SCENARIOS = [
@@ -141,6 +141,14 @@ const options = () => {
   }
 }
 type Options = ReturnType<typeof options>
+
+/** The bytes each phase of the streaming scenarios moves: the package for push and pull, a state for write and read. */
+const streamSizes = (o: Options): Record<StreamPhase, number> => ({
+  push: o.streamPackage,
+  pull: o.streamPackage,
+  write: o.streamState,
+  read: o.streamState
+})
 
 const log = (line: string) => process.stderr.write(`${line}\n`)
 
@@ -421,16 +429,11 @@ const main = async () => {
             }
           })()
           extra[store === "s3" ? "streamingS3" : "streamingAzure"] = lib
-          const sizes: Record<string, number> = {
-            push: o.streamPackage,
-            pull: o.streamPackage,
-            write: o.streamState,
-            read: o.streamState
-          }
+          const sizes = streamSizes(o)
           for (const p of STREAM_PHASES) {
             rows.push(row({
               id: `${scenario}.${p}`,
-              operation: `${p} ${p === "push" || p === "pull" ? "package" : "state"} of ${mb(sizes[p]!)} in ${
+              operation: `${p} ${p === "push" || p === "pull" ? "package" : "state"} of ${mb(sizes[p])} in ${
                 store === "s3" ? "S3 (s3rver)" : "Azure Blob (azurite)"
               }`,
               requests: lib.requests[p],
@@ -459,16 +462,11 @@ const main = async () => {
           })()
           const { lib, bare } = streamed
           extra["streaming"] = { library: lib, floor: bare }
-          const sizes: Record<string, number> = {
-            push: o.streamPackage,
-            pull: o.streamPackage,
-            write: o.streamState,
-            read: o.streamState
-          }
+          const sizes = streamSizes(o)
           for (const p of STREAM_PHASES) {
             rows.push(row({
               id: `streaming.${p}`,
-              operation: `${p} ${p === "push" || p === "pull" ? "package" : "state"} of ${mb(sizes[p]!)} (streamed)`,
+              operation: `${p} ${p === "push" || p === "pull" ? "package" : "state"} of ${mb(sizes[p])} (streamed)`,
               requests: lib.requests[p],
               medianMs: median(lib.ms[p]),
               p95Ms: percentile(lib.ms[p], 95),

@@ -9,36 +9,11 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { startChild } from "./child.js"
 import type { StreamFigures, StreamSettings } from "./stream.js"
 import { EMULATOR_ENV } from "./target.js"
 
 const here = dirname(fileURLToPath(import.meta.url))
-
-/** Starts a node script that prints one JSON line once ready; it ends when its stdin closes. */
-const startChild = <A>(script: string, env: NodeJS.ProcessEnv) =>
-  new Promise<{ readonly info: A; readonly stop: () => Promise<void> }>((resolve, reject) => {
-    const child = spawn(process.execPath, [script], { env, stdio: ["pipe", "pipe", "inherit"] })
-    let buffer = ""
-    const onData = (data: Buffer) => {
-      buffer += data.toString("utf8")
-      const line = buffer.indexOf("\n")
-      if (line < 0) return
-      child.stdout.off("data", onData)
-      resolve({
-        info: JSON.parse(buffer.slice(0, line)) as A,
-        stop: () =>
-          new Promise<void>((done) => {
-            if (child.exitCode !== null) return done()
-            child.once("exit", () => done())
-            child.stdin.end()
-            setTimeout(() => child.kill(), 2000).unref()
-          })
-      })
-    }
-    child.stdout.on("data", onData)
-    child.once("error", reject)
-    child.once("exit", (code) => reject(new Error(`${script} exited (${code}) before it was ready`)))
-  })
 
 /** Azurite's development account (public, documented by Microsoft). */
 const AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="

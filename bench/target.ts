@@ -8,12 +8,12 @@ import type * as FileSystem from "@effect/platform/FileSystem"
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as Path from "@effect/platform/Path"
 import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
-import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import type { Mlflow } from "../src/mlflow/Mlflow.js"
 import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import type { Seed } from "../src/mlflow/MlflowMemory.js"
 import { Bare } from "./bare.js"
+import { startChild } from "./child.js"
 import type { Counter } from "./stats.js"
 
 export type LibraryRuntime = ManagedRuntime.ManagedRuntime<Mlflow | FileSystem.FileSystem | Path.Path, unknown>
@@ -67,34 +67,11 @@ interface Child {
 }
 
 /** Starts `bench/server.js` (compiled next to this module) and waits for the URLs it prints. */
-const startServerProcess = (): Promise<Child> =>
-  new Promise((resolve, reject) => {
-    const script = fileURLToPath(new URL("./server.js", import.meta.url))
-    const child = spawn(process.execPath, [script], { stdio: ["pipe", "pipe", "inherit"] })
-    let buffer = ""
-    const onData = (data: Buffer) => {
-      buffer += data.toString("utf8")
-      const line = buffer.indexOf("\n")
-      if (line < 0) return
-      child.stdout.off("data", onData)
-      const { url, control } = JSON.parse(buffer.slice(0, line)) as { url: string; control: string }
-      resolve({
-        url,
-        control,
-        stop: () =>
-          new Promise<void>((done) => {
-            if (child.exitCode !== null) return done()
-            child.once("exit", () => done())
-            // closing its stdin ends the server; the kill is for a server that does not listen
-            child.stdin.end()
-            setTimeout(() => child.kill(), 2000).unref()
-          })
-      })
-    }
-    child.stdout.on("data", onData)
-    child.once("error", reject)
-    child.once("exit", (code) => reject(new Error(`the emulator process exited (${code}) before it listened`)))
-  })
+const startServerProcess = async (): Promise<Child> => {
+  const script = fileURLToPath(new URL("./server.js", import.meta.url))
+  const { info, stop } = await startChild<{ readonly url: string; readonly control: string }>(script, process.env)
+  return { ...info, stop }
+}
 
 const runtimeOf = (settings: MlflowHttp.MlflowHttpConfig, client: Layer.Layer<HttpClient.HttpClient, unknown>) =>
   ManagedRuntime.make(

@@ -9,6 +9,7 @@ import { Chunk, Context, Effect, Either, Equal, Layer, Option, Stream } from "ef
 import { createHash, randomUUID } from "node:crypto"
 import { readdirSync, readFileSync, statSync } from "node:fs"
 import { join } from "node:path"
+import { expect } from "vitest"
 import { type Emulator, startEmulator } from "../../emulator/index.js"
 import { GenerationKey } from "../../src/asset/GenerationKey.js"
 import { Manifest } from "../../src/asset/Manifest.js"
@@ -191,6 +192,29 @@ export interface ReleaseView {
 export interface ProjectView {
   readonly project: string
   readonly releases: ReadonlyArray<ReleaseView>
+}
+
+/**
+ * What `writers` concurrent writers of one release of `helloworld` must leave, read back as `back`: the release listed
+ * once (MLflow has no compare-and-set: a writer whose run creation stalls past another's convergence check can leave a
+ * second run of the release, README "Limits", which reads must not notice), and generations 1..N, each with the states
+ * its writer reported committing, read back with their sha256.
+ */
+export const expectConvergedWriters = (
+  back: ReadonlyArray<ProjectView>,
+  reported: ReadonlyArray<GenerationView>,
+  writers: number
+): void => {
+  expect(reported).toHaveLength(writers)
+  expect(back.map((p) => p.project)).toEqual(["helloworld"])
+  const releases = back[0]!.releases
+  expect(releases.map((r) => r.release)).toEqual(["1"])
+  expect(releases[0]!.runs).toBeGreaterThanOrEqual(1)
+  expect(releases[0]!.runs).toBeLessThanOrEqual(2)
+  const generations = releases[0]!.generations
+  expect(generations.map((g) => g.generation)).toEqual(Array.from({ length: writers }, (_, i) => i + 1))
+  expect([...reported].sort((a, b) => a.generation - b.generation).map((c) => [c.generation, c.states]))
+    .toEqual(generations.map((g) => [g.generation, g.states]))
 }
 
 /**
