@@ -50,12 +50,11 @@ const isUnquotedNameRefusal = (name: string) => (e: unknown): e is MlflowApiErro
   name.includes("'") && e instanceof MlflowApiError && e.status === 400 &&
   e.errorCode === "INVALID_PARAMETER_VALUE" && /filter/i.test(e.detail)
 
-export const make = (exchange: Exchange) => {
+/** The experiment calls. */
+const experiments = (exchange: Exchange) => {
   const { call, create, get, post } = exchange
   /** The reply of an action without a result: MLflow answers `{}`, so anything but a JSON object is suspect. */
   const ignore = Acknowledged
-
-  // -- experiments ------------------------------------------------------------------------------------------
 
   const getExperiment = Effect.fn("Mlflow.getExperiment")(function*(experimentId: string) {
     const r = yield* call(
@@ -159,7 +158,20 @@ export const make = (exchange: Exchange) => {
       })
     ).pipe(Stream.withSpan("Mlflow.searchExperiments"))
 
-  // -- runs ---------------------------------------------------------------------------------------------------
+  return {
+    getExperiment,
+    getExperimentByName,
+    createExperiment,
+    deleteExperiment: experimentAction("delete"),
+    restoreExperiment: experimentAction("restore"),
+    searchExperiments
+  }
+}
+
+/** The run calls. */
+const runs = (exchange: Exchange) => {
+  const { call, get, post } = exchange
+  const ignore = Acknowledged
 
   const createRun = Effect.fn("Mlflow.createRun")(function*(opts: CreateRunOptions) {
     yield* checkId("ExperimentId", opts.experimentId)
@@ -300,12 +312,6 @@ export const make = (exchange: Exchange) => {
   })
 
   return {
-    getExperiment,
-    getExperimentByName,
-    createExperiment,
-    deleteExperiment: experimentAction("delete"),
-    restoreExperiment: experimentAction("restore"),
-    searchExperiments,
     createRun,
     getRun,
     searchRuns,
@@ -316,3 +322,6 @@ export const make = (exchange: Exchange) => {
     updateRun
   }
 }
+
+/** Every experiment and run call of the Mlflow service over `exchange`. */
+export const make = (exchange: Exchange) => ({ ...experiments(exchange), ...runs(exchange) })

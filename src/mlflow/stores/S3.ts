@@ -61,33 +61,38 @@ export const describe = (e: unknown): { readonly notFound: boolean; readonly rea
   return { notFound: false, reason: `${name === "Error" ? "" : `${name}: `}${message}${code}` || name }
 }
 
+/** The S3 client's settings from the options, as boto3 takes them from MLflow's variables. */
+const clientConfig = (options: S3Options): S3ClientConfig => {
+  const endpoint = options.endpointUrl
+  const addressing = options.addressingStyle ?? "auto"
+  return {
+    maxAttempts: options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+    forcePathStyle: addressing === "path" || (addressing === "auto" && endpoint !== undefined),
+    // a bucket in another region answers with a redirect that boto3 follows; so does this client
+    followRegionRedirects: endpoint === undefined,
+    ...(endpoint === undefined ? {} : { endpoint }),
+    ...(options.requestChecksumCalculation === undefined
+      ? {}
+      : { requestChecksumCalculation: options.requestChecksumCalculation }),
+    ...(options.ignoreTls === true
+      ? { requestHandler: { httpsAgent: new Https.Agent({ rejectUnauthorized: false }) } }
+      : {}),
+    ...(options.credentials === undefined ? {} : {
+      credentials: {
+        accessKeyId: Redacted.value(options.credentials.accessKeyId),
+        secretAccessKey: Redacted.value(options.credentials.secretAccessKey),
+        ...(options.credentials.sessionToken === undefined
+          ? {}
+          : { sessionToken: Redacted.value(options.credentials.sessionToken) })
+      }
+    })
+  }
+}
+
 /** Builds the S3 client from the settings; a store per artifact root. */
 export const make = (options: S3Options): Effect.Effect<Backend<Location>, ArtifactStoreError> =>
   Effect.gen(function*() {
-    const endpoint = options.endpointUrl
-    const addressing = options.addressingStyle ?? "auto"
-    const config: S3ClientConfig = {
-      maxAttempts: options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
-      forcePathStyle: addressing === "path" || (addressing === "auto" && endpoint !== undefined),
-      // a bucket in another region answers with a redirect that boto3 follows; so does this client
-      followRegionRedirects: endpoint === undefined,
-      ...(endpoint === undefined ? {} : { endpoint }),
-      ...(options.requestChecksumCalculation === undefined
-        ? {}
-        : { requestChecksumCalculation: options.requestChecksumCalculation }),
-      ...(options.ignoreTls === true
-        ? { requestHandler: { httpsAgent: new Https.Agent({ rejectUnauthorized: false }) } }
-        : {}),
-      ...(options.credentials === undefined ? {} : {
-        credentials: {
-          accessKeyId: Redacted.value(options.credentials.accessKeyId),
-          secretAccessKey: Redacted.value(options.credentials.secretAccessKey),
-          ...(options.credentials.sessionToken === undefined
-            ? {}
-            : { sessionToken: Redacted.value(options.credentials.sessionToken) })
-        }
-      })
-    }
+    const config = clientConfig(options)
     // The SDK warns (several lines on stderr) on Node 20 about its future Node 22 requirement; a command's output
     // is not the place for it. Left as the user set it when the variable is set.
     process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true"
