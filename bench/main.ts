@@ -270,6 +270,228 @@ const streamProcess = (target: Target, settings: StreamSettings): Promise<Stream
 // Main
 // ---------------------------------------------------------------------------------------------------------------
 
+/** What a scenario's run is given: the target, the options, and where its rows and details go. */
+interface ScenarioRun {
+  readonly target: Target
+  readonly o: Options
+  readonly scenario: Scenario
+  readonly rows: Array<Row>
+  readonly extra: Record<string, unknown>
+}
+
+/** What each scenario measures: it runs, then adds its rows and its details. */
+const SCENARIO_RUNS: Record<Scenario, (run: ScenarioRun) => Promise<void>> = {
+  "lifecycle": async ({ extra, o, rows, target }) => {
+    const sequential = await lifecycleFigures(target, o, 1)
+    rows.push(...lifecycleRows(sequential, o, 1))
+    extra["lifecycle"] = sequential
+    if (o.concurrency > 1) {
+      const concurrent = await lifecycleFigures(target, o, o.concurrency)
+      rows.push(...lifecycleRows(concurrent, o, o.concurrency))
+      extra["lifecycleConcurrent"] = concurrent
+    }
+  },
+  "transfer": async ({ o, rows, target }) => {
+    const { upload, download } = await transfer(target, o.transferSize, o.runs, o.warmup)
+    for (const [id, label, p] of [["upload", "upload", upload], ["download", "download", download]] as const) {
+      const r = row({
+        id,
+        operation: `${label} ${mb(o.transferSize)} (MlflowHttp vs fetch)`,
+        requests: median(p.library.requests),
+        medianMs: p.library.medianMs,
+        p95Ms: p.library.p95Ms,
+        floorRequests: median(p.floor.requests),
+        floorMedianMs: p.floor.medianMs,
+        peakRssMb: p.library.peakRssMb,
+        target: "≤ 1.25× floor"
+      })
+      rows.push({ ...r, met: r.ratio !== undefined && r.ratio <= 1.25 })
+    }
+  },
+  "states": async ({ o, rows, target }) => {
+    const { sequential, parallel } = await states(target, o.many, o.manySize, o.concurrency, o.runs, o.warmup)
+    const shape = `${o.many} states of ${kb(o.manySize)}`
+    const seq = row({
+      id: "states-sequential",
+      operation: `write ${shape}, sequential`,
+      requests: median(sequential.library.requests),
+      medianMs: sequential.library.medianMs,
+      p95Ms: sequential.library.p95Ms,
+      floorRequests: median(sequential.floor.requests),
+      floorMedianMs: sequential.floor.medianMs,
+      peakRssMb: sequential.library.peakRssMb
+    })
+    const speedup = sequential.library.medianMs / parallel.library.medianMs
+    const par = row({
+      id: "states-concurrent",
+      operation: `write ${shape}, ${o.concurrency} in flight`,
+      requests: median(parallel.library.requests),
+      medianMs: parallel.library.medianMs,
+      p95Ms: parallel.library.p95Ms,
+      floorRequests: median(parallel.floor.requests),
+      floorMedianMs: parallel.floor.medianMs,
+      peakRssMb: parallel.library.peakRssMb,
+      target: "faster than sequential",
+      met: speedup > 1,
+      note: `${speedup.toFixed(2)}× the sequential speed (bare fetch: ${
+        (sequential.floor.medianMs / parallel.floor.medianMs).toFixed(2)
+      }×)`
+    })
+    rows.push(seq, par)
+  },
+  "listing": async ({ o, rows, target }) => {
+    const p = await listing(target, o.listing, o.runs, o.warmup)
+    const requests = median(p.library.requests)
+    const most = Math.ceil(o.listing / 1000) + 1
+    rows.push(row({
+      id: "listing",
+      operation: `list ${o.listing} generations of a release`,
+      requests,
+      medianMs: p.library.medianMs,
+      p95Ms: p.library.p95Ms,
+      floorRequests: median(p.floor.requests),
+      floorMedianMs: p.floor.medianMs,
+      peakRssMb: p.library.peakRssMb,
+      target: `≤ ${most} requests`,
+      met: Math.max(...p.library.requests) <= most
+    }))
+  },
+  "start": async ({ extra, o, rows }) => {
+    const figures = await start(Math.max(10, o.runs))
+    if (figures === undefined) {
+      log("  start: dist/cli/main.js is not built (npm run build); skipped")
+      return
+    }
+    extra["start"] = figures
+    for (const c of figures.commands) {
+      rows.push({
+        ...row({
+          id: `start.${c.label.split(" ")[0]!.replace(/^-+/, "")}`,
+          operation: `forml-mlflow ${c.label}: start to exit`,
+          medianMs: c.medianMs,
+          p95Ms: c.p95Ms,
+          floorMedianMs: figures.node.medianMs,
+          target: "≤ 250 ms",
+          note: `${figures.runs} starts; the floor is \`node -e 0\` (${figures.node.medianMs.toFixed(0)} ms)`
+        }),
+        met: c.medianMs <= 250
+      })
+    }
+  },
+  "cpu": async ({ extra, o, rows, target }) => {
+    const figures = await cpu(target, o.calls)
+    extra["cpu"] = figures
+    for (
+      const [id, label, f] of [
+        ["cpu.getRun", "runs/get (Mlflow.getRun)", figures.getRun],
+        ["cpu.read", "read a 100 KB artifact whole (Mlflow.readArtifact)", figures.read]
+      ] as const
+    ) {
+      const ratio = f.library.cpuMs / f.floor.cpuMs
+      rows.push({
+        ...row({
+          id,
+          operation: `client CPU per call: ${label}`,
+          requests: 1,
+          medianMs: f.library.cpuMs,
+          floorRequests: 1,
+          floorMedianMs: f.floor.cpuMs,
+          target: "≤ 1.3× floor (CPU)",
+          note: `${f.calls} calls; wall per call ${f.library.wallMs.toFixed(2)} ms (bare fetch ${
+            f.floor.wallMs.toFixed(2)
+          } ms)`
+        }),
+        met: ratio <= 1.3
+      })
+    }
+  },
+  "streaming-s3": (run) => streamingStore(run),
+  "streaming-azure": (run) => streamingStore(run),
+  "streaming": async ({ extra, o, rows, target }) => {
+    const dir = await mkdtemp(join(tmpdir(), "forml-bench-"))
+    const streamed = await (async () => {
+      try {
+        const project = `bench-stream-${randomUUID().slice(0, 8)}`
+        const zip = await largePackage(dir, project, "1.0", o.streamPackage)
+        const settings = { zip, project, stateSize: o.streamState, runs: o.streamRuns }
+        const lib = await streamProcess(target, { side: "library", ...settings })
+        const bare = await streamProcess(target, { side: "floor", ...settings, project: `${project}-bare` })
+        return { lib, bare }
+      } finally {
+        await rm(dir, { recursive: true, force: true })
+      }
+    })()
+    const { lib, bare } = streamed
+    extra["streaming"] = { library: lib, floor: bare }
+    const sizes = streamSizes(o)
+    for (const p of STREAM_PHASES) {
+      rows.push(row({
+        id: `streaming.${p}`,
+        operation: `${p} ${p === "push" || p === "pull" ? "package" : "state"} of ${mb(sizes[p])} (streamed)`,
+        requests: lib.requests[p],
+        medianMs: median(lib.ms[p]),
+        p95Ms: percentile(lib.ms[p], 95),
+        floorRequests: bare.requests[p],
+        floorMedianMs: median(bare.ms[p]),
+        peakRssMb: lib.peakRssMb[p],
+        target: "peak RSS < 250 MB",
+        met: lib.peakRssMb[p] < 250,
+        ...(p === "push"
+          ? {
+            note: `times over ${o.streamRuns} run${
+              o.streamRuns === 1 ? "" : "s"
+            } of each side (--stream-runs); push re-publishes the same release after the first run`
+          }
+          : {})
+      }))
+    }
+    rows.push(row({
+      id: "streaming.process",
+      operation: "streaming process, whole life",
+      medianMs: Number.NaN,
+      peakRssMb: lib.maxRssMb,
+      target: "peak RSS < 250 MB",
+      met: lib.maxRssMb < 250,
+      note: `baseline ${lib.baselineRssMb.toFixed(0)} MB before the first operation; the bare fetch process peaked at ${
+        bare.maxRssMb.toFixed(0)
+      } MB`
+    }))
+  }
+}
+
+/** The streaming scenario with artifacts straight in S3 or Azure Blob. */
+const streamingStore = async ({ extra, o, rows, scenario }: ScenarioRun) => {
+  // artifacts straight in S3 (s3rver) or Azure Blob (azurite), the server in direct mode; the library side
+  // only (no bare floor)
+  const store = scenario === "streaming-s3" ? "s3" : "azure"
+  const dir = await mkdtemp(join(tmpdir(), "forml-bench-"))
+  const lib = await (async () => {
+    try {
+      const project = `bench-${store}-${randomUUID().slice(0, 8)}`
+      const zip = await largePackage(dir, project, "1.0", o.streamPackage)
+      return await streamS3Figures({ zip, project, stateSize: o.streamState, runs: o.streamRuns }, store)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })()
+  extra[store === "s3" ? "streamingS3" : "streamingAzure"] = lib
+  const sizes = streamSizes(o)
+  for (const p of STREAM_PHASES) {
+    rows.push(row({
+      id: `${scenario}.${p}`,
+      operation: `${p} ${p === "push" || p === "pull" ? "package" : "state"} of ${mb(sizes[p])} in ${
+        store === "s3" ? "S3 (s3rver)" : "Azure Blob (azurite)"
+      }`,
+      requests: lib.requests[p],
+      medianMs: median(lib.ms[p]),
+      p95Ms: percentile(lib.ms[p], 95),
+      peakRssMb: lib.peakRssMb[p],
+      target: "peak RSS < 250 MB",
+      met: lib.peakRssMb[p] < 250
+    }))
+  }
+}
+
 const main = async () => {
   const o = options()
   const started = Date.now()
@@ -282,222 +504,7 @@ const main = async () => {
   try {
     for (const scenario of o.scenarios) {
       const t = stepStart()
-      switch (scenario) {
-        case "lifecycle": {
-          const sequential = await lifecycleFigures(target, o, 1)
-          rows.push(...lifecycleRows(sequential, o, 1))
-          extra["lifecycle"] = sequential
-          if (o.concurrency > 1) {
-            const concurrent = await lifecycleFigures(target, o, o.concurrency)
-            rows.push(...lifecycleRows(concurrent, o, o.concurrency))
-            extra["lifecycleConcurrent"] = concurrent
-          }
-          break
-        }
-        case "transfer": {
-          const { upload, download } = await transfer(target, o.transferSize, o.runs, o.warmup)
-          for (const [id, label, p] of [["upload", "upload", upload], ["download", "download", download]] as const) {
-            const r = row({
-              id,
-              operation: `${label} ${mb(o.transferSize)} (MlflowHttp vs fetch)`,
-              requests: median(p.library.requests),
-              medianMs: p.library.medianMs,
-              p95Ms: p.library.p95Ms,
-              floorRequests: median(p.floor.requests),
-              floorMedianMs: p.floor.medianMs,
-              peakRssMb: p.library.peakRssMb,
-              target: "≤ 1.25× floor"
-            })
-            rows.push({ ...r, met: r.ratio !== undefined && r.ratio <= 1.25 })
-          }
-          break
-        }
-        case "states": {
-          const { sequential, parallel } = await states(target, o.many, o.manySize, o.concurrency, o.runs, o.warmup)
-          const shape = `${o.many} states of ${kb(o.manySize)}`
-          const seq = row({
-            id: "states-sequential",
-            operation: `write ${shape}, sequential`,
-            requests: median(sequential.library.requests),
-            medianMs: sequential.library.medianMs,
-            p95Ms: sequential.library.p95Ms,
-            floorRequests: median(sequential.floor.requests),
-            floorMedianMs: sequential.floor.medianMs,
-            peakRssMb: sequential.library.peakRssMb
-          })
-          const speedup = sequential.library.medianMs / parallel.library.medianMs
-          const par = row({
-            id: "states-concurrent",
-            operation: `write ${shape}, ${o.concurrency} in flight`,
-            requests: median(parallel.library.requests),
-            medianMs: parallel.library.medianMs,
-            p95Ms: parallel.library.p95Ms,
-            floorRequests: median(parallel.floor.requests),
-            floorMedianMs: parallel.floor.medianMs,
-            peakRssMb: parallel.library.peakRssMb,
-            target: "faster than sequential",
-            met: speedup > 1,
-            note: `${speedup.toFixed(2)}× the sequential speed (bare fetch: ${
-              (sequential.floor.medianMs / parallel.floor.medianMs).toFixed(2)
-            }×)`
-          })
-          rows.push(seq, par)
-          break
-        }
-        case "listing": {
-          const p = await listing(target, o.listing, o.runs, o.warmup)
-          const requests = median(p.library.requests)
-          const most = Math.ceil(o.listing / 1000) + 1
-          rows.push(row({
-            id: "listing",
-            operation: `list ${o.listing} generations of a release`,
-            requests,
-            medianMs: p.library.medianMs,
-            p95Ms: p.library.p95Ms,
-            floorRequests: median(p.floor.requests),
-            floorMedianMs: p.floor.medianMs,
-            peakRssMb: p.library.peakRssMb,
-            target: `≤ ${most} requests`,
-            met: Math.max(...p.library.requests) <= most
-          }))
-          break
-        }
-        case "start": {
-          const figures = await start(Math.max(10, o.runs))
-          if (figures === undefined) {
-            log("  start: dist/cli/main.js is not built (npm run build); skipped")
-            break
-          }
-          extra["start"] = figures
-          for (const c of figures.commands) {
-            rows.push({
-              ...row({
-                id: `start.${c.label.split(" ")[0]!.replace(/^-+/, "")}`,
-                operation: `forml-mlflow ${c.label}: start to exit`,
-                medianMs: c.medianMs,
-                p95Ms: c.p95Ms,
-                floorMedianMs: figures.node.medianMs,
-                target: "≤ 250 ms",
-                note: `${figures.runs} starts; the floor is \`node -e 0\` (${figures.node.medianMs.toFixed(0)} ms)`
-              }),
-              met: c.medianMs <= 250
-            })
-          }
-          break
-        }
-        case "cpu": {
-          const figures = await cpu(target, o.calls)
-          extra["cpu"] = figures
-          for (
-            const [id, label, f] of [
-              ["cpu.getRun", "runs/get (Mlflow.getRun)", figures.getRun],
-              ["cpu.read", "read a 100 KB artifact whole (Mlflow.readArtifact)", figures.read]
-            ] as const
-          ) {
-            const ratio = f.library.cpuMs / f.floor.cpuMs
-            rows.push({
-              ...row({
-                id,
-                operation: `client CPU per call: ${label}`,
-                requests: 1,
-                medianMs: f.library.cpuMs,
-                floorRequests: 1,
-                floorMedianMs: f.floor.cpuMs,
-                target: "≤ 1.3× floor (CPU)",
-                note: `${f.calls} calls; wall per call ${f.library.wallMs.toFixed(2)} ms (bare fetch ${
-                  f.floor.wallMs.toFixed(2)
-                } ms)`
-              }),
-              met: ratio <= 1.3
-            })
-          }
-          break
-        }
-        case "streaming-s3":
-        case "streaming-azure": {
-          // artifacts straight in S3 (s3rver) or Azure Blob (azurite), the server in direct mode; the library side
-          // only (no bare floor)
-          const store = scenario === "streaming-s3" ? "s3" : "azure"
-          const dir = await mkdtemp(join(tmpdir(), "forml-bench-"))
-          const lib = await (async () => {
-            try {
-              const project = `bench-${store}-${randomUUID().slice(0, 8)}`
-              const zip = await largePackage(dir, project, "1.0", o.streamPackage)
-              return await streamS3Figures({ zip, project, stateSize: o.streamState, runs: o.streamRuns }, store)
-            } finally {
-              await rm(dir, { recursive: true, force: true })
-            }
-          })()
-          extra[store === "s3" ? "streamingS3" : "streamingAzure"] = lib
-          const sizes = streamSizes(o)
-          for (const p of STREAM_PHASES) {
-            rows.push(row({
-              id: `${scenario}.${p}`,
-              operation: `${p} ${p === "push" || p === "pull" ? "package" : "state"} of ${mb(sizes[p])} in ${
-                store === "s3" ? "S3 (s3rver)" : "Azure Blob (azurite)"
-              }`,
-              requests: lib.requests[p],
-              medianMs: median(lib.ms[p]),
-              p95Ms: percentile(lib.ms[p], 95),
-              peakRssMb: lib.peakRssMb[p],
-              target: "peak RSS < 250 MB",
-              met: lib.peakRssMb[p] < 250
-            }))
-          }
-          break
-        }
-        case "streaming": {
-          const dir = await mkdtemp(join(tmpdir(), "forml-bench-"))
-          const streamed = await (async () => {
-            try {
-              const project = `bench-stream-${randomUUID().slice(0, 8)}`
-              const zip = await largePackage(dir, project, "1.0", o.streamPackage)
-              const settings = { zip, project, stateSize: o.streamState, runs: o.streamRuns }
-              const lib = await streamProcess(target, { side: "library", ...settings })
-              const bare = await streamProcess(target, { side: "floor", ...settings, project: `${project}-bare` })
-              return { lib, bare }
-            } finally {
-              await rm(dir, { recursive: true, force: true })
-            }
-          })()
-          const { lib, bare } = streamed
-          extra["streaming"] = { library: lib, floor: bare }
-          const sizes = streamSizes(o)
-          for (const p of STREAM_PHASES) {
-            rows.push(row({
-              id: `streaming.${p}`,
-              operation: `${p} ${p === "push" || p === "pull" ? "package" : "state"} of ${mb(sizes[p])} (streamed)`,
-              requests: lib.requests[p],
-              medianMs: median(lib.ms[p]),
-              p95Ms: percentile(lib.ms[p], 95),
-              floorRequests: bare.requests[p],
-              floorMedianMs: median(bare.ms[p]),
-              peakRssMb: lib.peakRssMb[p],
-              target: "peak RSS < 250 MB",
-              met: lib.peakRssMb[p] < 250,
-              ...(p === "push"
-                ? {
-                  note: `times over ${o.streamRuns} run${
-                    o.streamRuns === 1 ? "" : "s"
-                  } of each side (--stream-runs); push re-publishes the same release after the first run`
-                }
-                : {})
-            }))
-          }
-          rows.push(row({
-            id: "streaming.process",
-            operation: "streaming process, whole life",
-            medianMs: Number.NaN,
-            peakRssMb: lib.maxRssMb,
-            target: "peak RSS < 250 MB",
-            met: lib.maxRssMb < 250,
-            note: `baseline ${
-              lib.baselineRssMb.toFixed(0)
-            } MB before the first operation; the bare fetch process peaked at ${bare.maxRssMb.toFixed(0)} MB`
-          }))
-          break
-        }
-      }
+      await SCENARIO_RUNS[scenario]({ extra, o, rows, scenario, target })
       stepDone(scenario, t)
     }
   } finally {
