@@ -10,7 +10,6 @@ import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Chunk, ConfigProvider, Effect, Layer, Redacted, Stream } from "effect"
 import { createHash } from "node:crypto"
 import { startEmulator } from "../emulator/index.js"
-import * as ArtifactStore from "../src/mlflow/ArtifactStore.js"
 import { concatBytes } from "../src/mlflow/Mlflow.js"
 import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import { registryContract } from "./contract/registry.js"
@@ -19,6 +18,7 @@ import {
   type AzureServer,
   AZURITE_ACCOUNT,
   commandLifecycle,
+  resolver,
   shared,
   startAzurite,
   startFaultProxy
@@ -49,9 +49,6 @@ const withContainer = (server: AzureServer) =>
 /** One azurite for the file (its start takes seconds); tests keep apart by unique prefixes. */
 const azurite = shared(Effect.tap(startAzurite, withContainer))
 afterAll(azurite.close)
-
-const resolver = (options: ArtifactStore.ObjectStoreOptions) =>
-  Effect.provide(ArtifactStore.makeResolver(options), NodeContext.layer)
 
 describe("Azure Blob artifact store on azurite", () => {
   it.scoped("round-trips, lists one level with sizes, NotFound, deletes; blocks for a large stream; faults", () =>

@@ -19,7 +19,7 @@ import * as MlflowHttp from "../src/mlflow/MlflowHttp.js"
 import { MlflowRegistry } from "../src/registry/MlflowRegistry.js"
 import { registryContract } from "./contract/registry.js"
 import { isBuilt } from "./support/cli.js"
-import { commandLifecycle, shared, startFaultProxy, startS3rver } from "./support/objectstores.js"
+import { commandLifecycle, resolver, shared, startFaultProxy, startS3rver } from "./support/objectstores.js"
 
 const BUCKET = "forml-artifacts"
 const text = (s: string) => new TextEncoder().encode(s)
@@ -42,9 +42,6 @@ const uniqueRoot = () => `s3://${BUCKET}/mlruns/${Math.random().toString(36).sli
 /** One s3rver for the file; tests keep apart by unique prefixes. */
 const s3rver = shared(startS3rver([BUCKET]))
 afterAll(s3rver.close)
-
-const resolver = (options: ArtifactStore.ObjectStoreOptions) =>
-  Effect.provide(ArtifactStore.makeResolver(options), NodeContext.layer)
 
 describe("S3 artifact store on s3rver", () => {
   it.scoped("round-trips bytes, files and streams (an empty one too), lists one level with sizes, deletes", () =>

@@ -3,6 +3,7 @@
  * Blob) as a child process, each on a free loopback port over a temporary directory; and a fault proxy to put in front
  * of either (refuse a request, drop a connection) with a log of what passed.
  */
+import { NodeContext } from "@effect/platform-node"
 import { Effect, Exit, Redacted, Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -12,7 +13,7 @@ import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import S3rver from "s3rver"
-import type { ObjectStoreOptions } from "../../src/mlflow/ArtifactStore.js"
+import { makeResolver, type ObjectStoreOptions } from "../../src/mlflow/ArtifactStore.js"
 
 const tempDir = (prefix: string) =>
   Effect.acquireRelease(
@@ -301,3 +302,6 @@ export const commandLifecycle = (
       tmp.remove()
     }
   })
+
+/** The artifact-store resolver for `options`, on Node's file system. */
+export const resolver = (options: ObjectStoreOptions) => Effect.provide(makeResolver(options), NodeContext.layer)
