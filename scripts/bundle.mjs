@@ -1,11 +1,13 @@
 /**
  * Builds the `forml-mlflow` command in dist/cli/: the program (src/cli/main.ts and everything it imports) as one
  * CommonJS file, forml-mlflow.cjs; the executable, main.js (src/cli/launch.ts), which runs it through V8's code
- * cache; and that cache, forml-mlflow.cache, made by running the command once. See the README's Performance section.
+ * cache; that cache, forml-mlflow.cache, made by running the command once; and forml-mlflow.help.json, what the
+ * program prints for `--help` and each `COMMAND --help`, which the executable prints without loading the program.
+ * See the README's Performance section.
  */
 import { build } from "esbuild"
-import { execFileSync } from "node:child_process"
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs"
+import { execFile, execFileSync } from "node:child_process"
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -117,3 +119,24 @@ try {
 } finally {
   rmSync(tmp, { recursive: true, force: true })
 }
+
+// the help texts: the program itself (the bundle, not the executable) run for each, plain and in colour
+const help = path.join(out, "forml-mlflow.help.json")
+rmSync(help, { force: true })
+const COMMANDS = ["list", "push", "pull", "show", "state", "commit", "demo", "gc"]
+const printed = (args, colour) =>
+  new Promise((resolve, reject) => {
+    const env = { ...process.env, FORCE_COLOR: colour ? "1" : "0" }
+    delete env.NO_COLOR
+    execFile(process.execPath, [path.join(out, "forml-mlflow.cjs"), ...args], { env }, (error, stdout, stderr) => {
+      if (error !== null || stderr !== "") reject(new Error(`forml-mlflow ${args.join(" ")}: ${error ?? stderr}`))
+      else resolve(stdout)
+    })
+  })
+const texts = {}
+for (const command of ["", ...COMMANDS]) {
+  const args = command === "" ? ["--help"] : [command, "--help"]
+  const [plain, colour] = await Promise.all([printed(args, false), printed(args, true)])
+  texts[command] = { plain, colour }
+}
+writeFileSync(help, JSON.stringify(texts))

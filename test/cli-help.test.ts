@@ -3,11 +3,11 @@
  * sentences, and in colour only on a terminal (never with NO_COLOR).
  */
 import { execFileSync } from "node:child_process"
-import { readFileSync } from "node:fs"
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import * as Help from "../src/cli/Help.js"
-import { cli, isBuilt, mainJs, repoRoot, runProgram } from "./support/cli.js"
+import { cli, isBuilt, mainJs, repoRoot, runProgram, tempDir } from "./support/cli.js"
 
 const COMMANDS = ["list", "push", "pull", "show", "state", "commit", "demo", "gc"] as const
 const GENERIC = ["A user-defined piece of text.", "A true or false value."]
@@ -45,6 +45,15 @@ describe("Help (unit)", () => {
     expect(Help.colour({ isTTY: true }, { NO_COLOR: "false" })).toBe(false)
     expect(Help.colour({ isTTY: true }, { NO_COLOR: "" })).toBe(true)
     expect(Help.colour({ isTTY: true }, { TERM: "dumb" })).toBe(false)
+  })
+
+  it("takes FORCE_COLOR first, as Node does: 0 or false never, any other value always", () => {
+    expect(Help.colour({ isTTY: false }, { FORCE_COLOR: "1" })).toBe(true)
+    expect(Help.colour({}, { FORCE_COLOR: "3", NO_COLOR: "1", TERM: "dumb" })).toBe(true)
+    expect(Help.colour({ isTTY: true }, { FORCE_COLOR: "0" })).toBe(false)
+    expect(Help.colour({ isTTY: true }, { FORCE_COLOR: "false" })).toBe(false)
+    expect(Help.colour({ isTTY: true }, { FORCE_COLOR: "" })).toBe(true)
+    expect(Help.colour({ isTTY: false }, { FORCE_COLOR: "" })).toBe(false)
   })
 
   it("knows @effect/cli's type sentences from @effect/cli itself, and drops them with their blank line", () => {
@@ -86,6 +95,71 @@ describe("forml-mlflow --help", () => {
     const commit = runs[COMMANDS.indexOf("commit") + 1]!.out
     expect(commit).toMatch(/--score float\n\n {2}A tuning score/)
     expect(commit).toMatch(/<PROJECT>\n\n {2}A project name/)
+  })
+
+  it("the executable answers --help and COMMAND --help (or -h) with the program's own bytes, plain and in colour", async () => {
+    const bundle = join(repoRoot, "dist", "cli", "forml-mlflow.cjs")
+    const program = (args: ReadonlyArray<string>, env: Record<string, string | undefined>) =>
+      runProgram(process.execPath, [bundle, ...args], { cwd: repoRoot, env })
+    const lines = [["--help"], ["-h"], ["list", "-h"], ...COMMANDS.map((c) => [c, "--help"])]
+    for (const env of [{ FORCE_COLOR: undefined, NO_COLOR: undefined }, { FORCE_COLOR: "1", NO_COLOR: undefined }]) {
+      const [answered, ran] = await Promise.all([
+        Promise.all(lines.map((args) => cli(args, { cwd: repoRoot, env }))),
+        Promise.all(lines.map((args) => program(args, env)))
+      ])
+      for (const [i, args] of lines.entries()) {
+        const name = `${args.join(" ")} ${JSON.stringify(env)}`
+        expect(answered[i]!.code, name).toBe(0)
+        expect(answered[i]!.stderr, name).toBe("")
+        expect(answered[i]!.out, name).toContain("USAGE")
+        expect(answered[i]!.out.includes("\u001b["), name).toBe(env.FORCE_COLOR === "1")
+        expect(answered[i]!.stdout.equals(ran[i]!.stdout), name).toBe(true)
+      }
+    }
+  })
+
+  it("the stored help is used only when it is well formed: otherwise the program answers", async () => {
+    const { dir, remove } = tempDir("forml-help-")
+    try {
+      const cliDir = join(dir, "dist", "cli")
+      mkdirSync(cliDir, { recursive: true })
+      copyFileSync(join(repoRoot, "package.json"), join(dir, "package.json"))
+      for (const f of ["main.js", "forml-mlflow.cjs"]) copyFileSync(join(repoRoot, "dist", "cli", f), join(cliDir, f))
+      const run = (args: ReadonlyArray<string>) =>
+        runProgram(process.execPath, [join(cliDir, "main.js"), ...args], { cwd: dir, env: { FORCE_COLOR: "0" } })
+      const stored = join(cliDir, "forml-mlflow.help.json")
+      // an entry the executable can use is printed as it stands (this one is not the program's)
+      writeFileSync(
+        stored,
+        JSON.stringify({ "": { plain: "stored top\n", colour: "x" }, list: { plain: "stored list\n", colour: "y" } })
+      )
+      expect((await run(["--help"])).out).toBe("stored top\n")
+      expect((await run(["list", "-h"])).out).toBe("stored list\n")
+      // a command without an entry, a malformed entry or file, or no file: the program itself
+      const real = (await runProgram(process.execPath, [join(cliDir, "forml-mlflow.cjs"), "show", "--help"], {
+        cwd: dir,
+        env: { FORCE_COLOR: "0" }
+      })).out
+      expect(real).toContain("USAGE")
+      expect((await run(["show", "--help"])).out).toBe(real)
+      writeFileSync(stored, JSON.stringify({ show: { plain: 3, colour: "x" } }))
+      expect((await run(["show", "--help"])).out).toBe(real)
+      // a name the file only inherits (Object.prototype's) is no entry
+      const inherited = await runProgram(process.execPath, [join(cliDir, "forml-mlflow.cjs"), "constructor", "-h"], {
+        cwd: dir,
+        env: { FORCE_COLOR: "0" }
+      })
+      const viaExecutable = await run(["constructor", "-h"])
+      expect([viaExecutable.code, viaExecutable.out, viaExecutable.stderr]).toEqual([
+        inherited.code,
+        inherited.out,
+        inherited.stderr
+      ])
+      writeFileSync(stored, "{ not json")
+      expect((await run(["show", "--help"])).out).toBe(real)
+    } finally {
+      remove()
+    }
   })
 
   it("--version and --completions print plain text", async () => {

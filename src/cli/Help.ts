@@ -1,6 +1,6 @@
 /**
  * How @effect/cli's own output (help, version, completion scripts, usage errors) reaches the screen: in colour only
- * on a terminal and never with NO_COLOR, and without the sentence it writes under every option for its type alone
+ * on a terminal and never with NO_COLOR (FORCE_COLOR decides first), and without the sentence it writes under every option for its type alone
  * ("A user-defined piece of text."), since each option here says what it is for and the usage line names its type.
  *
  * @effect/cli renders its help with ANSI styles whatever the output, and has no setting for either (its `CliConfig`
@@ -10,13 +10,10 @@
 import { Args, HelpDoc } from "@effect/cli"
 import type { Console } from "effect"
 import { Effect } from "effect"
+import { colour } from "./terminal.js"
 
-/** Whether to write colour to a stream: a terminal, no `NO_COLOR` (any non-empty value), no `TERM=dumb`. */
-export const colour = (
-  stream: { readonly isTTY?: boolean | undefined },
-  env: NodeJS.ProcessEnv = process.env
-): boolean =>
-  stream.isTTY === true && (env["NO_COLOR"] === undefined || env["NO_COLOR"] === "") && env["TERM"] !== "dumb"
+/** Whether to write colour to a stream (see `terminal.ts`). */
+export { colour } from "./terminal.js"
 
 // ECMA-48 control sequences (what @effect/printer-ansi writes: SGR styles)
 const ESCAPE = /\u001b\[[0-?]*[ -/]*[@-~]/g

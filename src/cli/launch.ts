@@ -15,6 +15,7 @@ import { homedir } from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Script } from "node:vm"
+import { colour } from "./terminal.js"
 
 /** The bundle's CommonJS parameters: its code runs as the body of a function taking them. */
 type Body = (exports: object, require: NodeJS.Require, module: object, filename: string, dirname: string) => void
@@ -35,6 +36,40 @@ if (process.argv.length === 3 && process.argv[2] === "--version") {
   }
   writeSync(1, `${version}\n\n`)
   process.exit(0)
+}
+
+/** Writes all of `text` to stdout, synchronously (the process exits right after). */
+const writeOut = (text: string): void => {
+  const bytes = Buffer.from(text, "utf8")
+  for (let at = 0; at < bytes.length;) at += writeSync(1, bytes, at)
+}
+
+/**
+ * The program's answer to `forml-mlflow [COMMAND] --help`, stored by the build (`npm run build` runs the program for
+ * each and keeps what it printed, plain and in colour); undefined when the file or the entry is missing or malformed.
+ */
+const storedHelp = (command: string): { readonly plain: string; readonly colour: string } | undefined => {
+  try {
+    const stored: unknown = JSON.parse(readFileSync(path.join(dir, "forml-mlflow.help.json"), "utf8"))
+    if (typeof stored !== "object" || stored === null || !Object.hasOwn(stored, command)) return undefined
+    const texts: unknown = (stored as Record<string, unknown>)[command]
+    if (typeof texts !== "object" || texts === null) return undefined
+    const { colour: coloured, plain } = texts as Record<string, unknown>
+    return typeof plain === "string" && typeof coloured === "string" ? { plain, colour: coloured } : undefined
+  } catch {
+    return undefined
+  }
+}
+
+// `forml-mlflow --help` and `forml-mlflow COMMAND --help` (or `-h`), alone, are answered here as well, without
+// loading the program: with what the program printed for them at build time, in colour by the program's own rule
+const args = process.argv.slice(2)
+if ((args.length === 1 || args.length === 2) && (args.at(-1) === "--help" || args.at(-1) === "-h")) {
+  const texts = storedHelp(args.length === 2 ? args[0]! : "")
+  if (texts !== undefined) {
+    writeOut(colour(process.stdout) ? texts.colour : texts.plain)
+    process.exit(0)
+  }
 }
 
 const bundle = path.join(dir, "forml-mlflow.cjs")
