@@ -32,6 +32,8 @@ export interface LifecycleOptions {
   readonly generations: number
   /** Requests in flight within a phase (writes, opens, reads); 1 is sequential. */
   readonly concurrency: number
+  /** The registry's `writers` option (the floor is the same either way). */
+  readonly writers: "many" | "one"
 }
 
 export interface LifecycleRun {
@@ -96,7 +98,7 @@ export const library = (target: Target, input: LifecycleInput, options: Lifecycl
       () => Effect.sync(() => phases.end())
     )
   const program = Effect.gen(function*() {
-    const reg = yield* MlflowRegistry.make()
+    const reg = yield* MlflowRegistry.make({ writers: options.writers })
     const project = yield* ProjectKey.parse(input.project)
     const release = yield* ReleaseKey.parse(VERSION)
     yield* timed("push", Effect.flatMap(Package.open(input.zip), reg.push))

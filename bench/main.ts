@@ -42,6 +42,7 @@ const USAGE = `usage: npm run bench -- [${SCENARIOS.join("|")} ...] [options]
   --state-size BYTES  lifecycle: bytes per state (default 100000)
   --generations N     lifecycle: generations (default 3)
   --concurrency N     requests in flight where the scenario allows (default 8)
+  --writers W         lifecycle: the registry's writers option, many (default) or one (no convergence searches)
   --transfer-size B   transfer: artifact bytes (default 50 MiB)
   --many N            states: how many states (default 100)
   --many-size B       states: bytes per state (default 100000)
@@ -94,6 +95,7 @@ const options = () => {
       "state-size": { type: "string", default: "100000" },
       generations: { type: "string", default: "3" },
       concurrency: { type: "string", default: "8" },
+      writers: { type: "string", default: "many" },
       "transfer-size": { type: "string", default: String(50 * MiB) },
       many: { type: "string", default: "100" },
       "many-size": { type: "string", default: "100000" },
@@ -115,6 +117,11 @@ const options = () => {
     process.exit(values.help ? 0 : 2)
   }
   const runs = parseCount(values.runs)
+  if (values.writers !== "many" && values.writers !== "one") {
+    process.stderr.write(`--writers: many or one, not ${values.writers}\n${USAGE}\n`)
+    process.exit(2)
+  }
+  const writers: "many" | "one" = values.writers
   return {
     scenarios: (positionals.length === 0 ? [...SCENARIOS] : positionals) as ReadonlyArray<Scenario>,
     runs,
@@ -123,6 +130,7 @@ const options = () => {
     stateSize: parseSize(values["state-size"]),
     generations: parseCount(values.generations),
     concurrency: parseCount(values.concurrency),
+    writers,
     transferSize: parseSize(values["transfer-size"]),
     many: parseCount(values.many),
     manySize: parseSize(values["many-size"]),
@@ -182,7 +190,13 @@ const lifecycleFigures = async (target: Target, o: Options, concurrency: number)
       }))
     const libraryInputs = await inputs("l")
     const floorInputs = await inputs("f")
-    const settings = { states: o.states, stateSize: o.stateSize, generations: o.generations, concurrency }
+    const settings = {
+      states: o.states,
+      stateSize: o.stateSize,
+      generations: o.generations,
+      concurrency,
+      writers: o.writers
+    }
     const libraryRuns: Array<LifecycleRun> = []
     const floorRuns: Array<LifecycleRun> = []
     const [lib, bare] = await compare(o.runs, o.warmup, [
@@ -210,7 +224,9 @@ const lifecycleFigures = async (target: Target, o: Options, concurrency: number)
 const medianOf = (runs: ReadonlyArray<LifecycleRun>, f: (r: LifecycleRun) => number) => median(runs.map(f))
 
 const lifecycleRows = (f: LifecycleFigures, o: Options, concurrency: number): Array<Row> => {
-  const label = concurrency === 1 ? "sequential" : `${concurrency} in flight`
+  const label = `${concurrency === 1 ? "sequential" : `${concurrency} in flight`}${
+    o.writers === "one" ? ", writers: one" : ""
+  }`
   const shape = `${o.generations}×${o.states} states of ${kb(o.stateSize)}`
   const main = row({
     id: concurrency === 1 ? "lifecycle" : "lifecycle-concurrent",

@@ -278,3 +278,60 @@ describe("round trips of the registry on MlflowHttp", () => {
     )
   }
 })
+
+describe("round trips with writers: \"one\" (no convergence searches)", () => {
+  const runSearches = (requests: ReadonlyArray<RequestRecord>) => requests.filter((r) => r.path.includes("runs/search"))
+
+  it("a cold push makes 7 requests and a close 4, neither searching runs; what they wrote reads back", () =>
+    onEmulator(({ counted }) =>
+      Effect.gen(function*() {
+        const pkg = yield* packages
+        const reg = yield* MlflowRegistry.make({ writers: "one" })
+        const [, pushed] = yield* counted(reg.push(yield* pkg.zip(project, "1.0")))
+        expect(pushed.length, show(pushed)).toBe(7)
+        expect(runSearches(pushed), show(pushed)).toHaveLength(0)
+        expect(pushed.filter((r) => r.path.includes("/runs/update"))).toHaveLength(1)
+        const sids = [StateId.random(), StateId.random()]
+        for (const [i, sid] of sids.entries()) yield* reg.write(project, release, sid, new Uint8Array([i, 7]))
+        const [used, closed] = yield* counted(reg.close(project, release, key.generation(1), tagWith(...sids)))
+        expect(used).toBe(1)
+        expect(closed.length, show(closed)).toBe(4)
+        expect(runSearches(closed), show(closed)).toHaveLength(0)
+        expect(closed.filter((r) => r.path.includes("/runs/update"))).toHaveLength(1)
+        expect(closed.filter((r) => r.path.includes("runs/log-batch"))).toHaveLength(1)
+        // a reader of either mode sees a settled generation (FINISHED, committed) and its states
+        const reader = yield* MlflowRegistry.make()
+        expect(yield* collect(reader.generations(project, release))).toEqual([1])
+        expect((yield* reader.open(project, release, key.generation(1))).states).toEqual(sids)
+        expect([...(yield* reader.read(project, release, key.generation(1), sids[1]!))]).toEqual([1, 7])
+        const run = yield* Effect.flatMap(Mlflow, (m) => m.getRun(runOf(closed)))
+        expect([run.info.status, run.info.endTime !== undefined]).toEqual(["FINISHED", true])
+      })
+    ))
+
+  it("two single writers closing the same number both keep it (the mode's stated risk); many writers converge", () =>
+    onEmulator(() =>
+      Effect.gen(function*() {
+        const pkg = yield* packages
+        yield* (yield* MlflowRegistry.make()).push(yield* pkg.zip(project, "1.0"))
+        const closeOne = (writers: "one" | "many", generation: number) =>
+          Effect.gen(function*() {
+            const reg = yield* MlflowRegistry.make({ writers })
+            const sid = StateId.random()
+            yield* reg.write(project, release, sid, new Uint8Array([generation]))
+            return yield* reg.close(project, release, key.generation(generation), tagWith(sid))
+          })
+        expect(yield* Effect.all([closeOne("one", 1), closeOne("one", 1)])).toEqual([1, 1])
+        const many = yield* Effect.all([closeOne("many", 2), closeOne("many", 2)])
+        expect([...many].sort()).toEqual([2, 3])
+        // the listing shows number 1 once: one of the two single writers' generations is not listed
+        expect(yield* collect((yield* MlflowRegistry.make()).generations(project, release))).toEqual([1, 2, 3])
+      })
+    ))
+})
+
+/** The run a recorded runs/update request was for. */
+const runOf = (requests: ReadonlyArray<RequestRecord>): string => {
+  const json = requests.find((r) => r.path.includes("/runs/update"))?.json
+  return typeof json === "object" && json !== null && "run_id" in json ? String(json.run_id) : ""
+}

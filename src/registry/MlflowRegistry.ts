@@ -42,6 +42,18 @@ export interface MlflowRegistryOptions {
    * as abandoned (a crashed writer). Default 10 seconds.
    */
   readonly commitWait?: Duration.DurationInput | undefined
+  /**
+   * Who writes the releases and generations this instance writes. `"many"` (the default): other processes or
+   * instances may push the same version or close generations of the same release at the same time, and every writer
+   * converges (a push searches the release runs again after creating one; a close searches for other runs committed
+   * with its number, and moves to the next free one when it lost).
+   *
+   * `"one"`: nobody else does, so those searches are skipped, a round trip less for each push of a new release and
+   * for each close. Racing writers in this mode can leave two runs holding one version or one generation number;
+   * readers then show one of them (the first by start or by commit), and the other's package or states are not
+   * listed. Reads, listings and the integrity checks are the same in both modes.
+   */
+  readonly writers?: "many" | "one" | undefined
 }
 
 /**

@@ -1,10 +1,11 @@
 /**
  * MlflowRegistry's close: the commit of the training in progress as a generation (states checked, tag.toml, the
- * commit tag last in one batch), then the settling of racing writers that committed the same number.
+ * commit tag last in one batch), then the settling of racing writers that committed the same number (none when the
+ * instance is the only writer).
  *
  * @internal
  */
-import { Array as Arr, Clock, Duration, Effect, Option } from "effect"
+import { Array as Arr, Clock, Duration, Effect, Either, Option } from "effect"
 import { GenerationKey } from "../../asset/GenerationKey.js"
 import { Tag } from "../../asset/Tag.js"
 import { InvalidInput } from "../../errors.js"
@@ -162,6 +163,21 @@ export const make = (
       // the commit tag goes last in the batch: MLflow writes a batch in order (sqlite: in one transaction)
       { key: Layout.TAG.commit, value: String(generation) }
     ]
+    if (i.singleWriter) {
+      // a single writer marks the run FINISHED beside the commit (one round trip): nobody else commits this number
+      const endTime = yield* commitInstant
+      const [tagging, updating] = yield* Effect.all([
+        Effect.either(mlflow.setTags(run.runId, committed, { metrics: shown.metrics })),
+        Effect.either(mlflow.updateRun(run.runId, { status: "FINISHED", endTime }))
+      ], { concurrency: 2 })
+      // not committed: the training stays, and closing it again sends both again
+      if (Either.isLeft(tagging)) return yield* Effect.fail(tagging.left)
+      return yield* Effect.gen(function*() {
+        const info = yield* updating
+        yield* generations.set(generationRef(project, release, generation), withRunUpdate(run, info, committed))
+        return generation
+      }).pipe(Effect.ensuring(unbound.invalidate(ref)))
+    }
     yield* mlflow.setTags(run.runId, committed, { metrics: shown.metrics })
     // committed: whatever happens next, the next write starts a new training
     return yield* Effect.gen(function*() {

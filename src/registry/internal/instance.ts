@@ -28,6 +28,8 @@ export interface Instance {
   readonly concurrency: number
   /** How long (ms) a close waits for another writer's commit of the same number. */
   readonly commitWait: number
+  /** Whether this instance is the only writer of its releases and generations (`writers: "one"`). */
+  readonly singleWriter: boolean
   /** Fails with InvalidInput when the repoid or the session cannot be quoted in a filter; nothing is sent before. */
   readonly ready: Effect.Effect<void, InvalidInput>
   /** Every run the filter finds in the experiments, all pages read. */
@@ -91,6 +93,7 @@ export const make = (
       sessionGiven: options.session !== undefined,
       concurrency,
       commitWait: Duration.toMillis(Duration.decode(options.commitWait ?? "10 seconds")),
+      singleWriter: options.writers === "one",
       ready,
       searchAll,
       deleteRuns,

@@ -57,7 +57,7 @@ const found = (project: ProjectKey, release: ReleaseKey) => ({ runs }: { readonl
     onSome: Effect.succeed
   })
 
-/** Creates a release run, then converges onto the canonical one. */
+/** Creates a release run, then (unless this instance is the only writer) converges onto the canonical one. */
 const createRelease = (i: Instance, experiment: ExperimentRef, project: ProjectKey, release: ReleaseKey) =>
   Effect.gen(function*() {
     // one token for this create: every HTTP attempt of it sends the same body
@@ -76,6 +76,8 @@ const createRelease = (i: Instance, experiment: ExperimentRef, project: ProjectK
       if (Option.isSome(value) && value.value.ours && Option.isSome(value.value.runs)) return value.value.runs.value
       return yield* Effect.fail(creation.left)
     }
+    // a single writer's run is the release's only one: nothing to converge with
+    if (i.singleWriter) return { experiment, canonical: creation.right, all: [creation.right] } satisfies ReleaseRuns
     const converged = yield* converge(i, experiment, release, Option.some(creation.right), Option.some(token))
     return yield* found(project, release)(converged)
   })
