@@ -4,6 +4,7 @@
  * @internal
  */
 import { Chunk, Clock, Effect, Either, Option, Ref, Stream } from "effect"
+import type { Schema } from "effect"
 import { InvalidInput, MlflowApiError, NotFound } from "../../errors.js"
 import * as Filter from "../Filter.js"
 import {
@@ -26,7 +27,7 @@ import {
   RUN_FILTER_ATTRIBUTES
 } from "../semantics.js"
 import * as Wire from "../wire.js"
-import { Acknowledged, type Exchange, isRetryable, pages, readText, unexpected } from "./httpExchange.js"
+import { Acknowledged, type Exchange, isRetryable, pages, readText, type Subject, unexpected } from "./httpExchange.js"
 
 /** Tags a log-batch carries at the most. */
 const LOG_BATCH_TAGS = 100
@@ -49,6 +50,30 @@ const checkId = (kind: string, id: string): Either.Either<string, InvalidInput> 
 const isUnquotedNameRefusal = (name: string) => (e: unknown): e is MlflowApiError =>
   name.includes("'") && e instanceof MlflowApiError && e.status === 400 &&
   e.errorCode === "INVALID_PARAMETER_VALUE" && /filter/i.test(e.detail)
+
+/**
+ * The pages of a search: `path` posted with `body`, then again with each page token the server hands back, each reply
+ * decoded with `schema` and split by `items` into the page's items and the next token. A NotFound from a search makes
+ * no sense: it is reported as the API error it was.
+ */
+const searchPages = <R, I, A>(
+  { call, post }: Exchange,
+  path: string,
+  body: Readonly<Record<string, unknown>>,
+  schema: Schema.Schema<R, I>,
+  subject: Subject,
+  items: (reply: R) => readonly [ReadonlyArray<A>, string | undefined]
+) =>
+  pages((token) =>
+    Effect.map(
+      call(
+        post(path, Option.match(token, { onNone: () => body, onSome: (t) => ({ ...body, page_token: t }) })),
+        schema,
+        subject
+      ),
+      items
+    ).pipe(Effect.catchTag("NotFound", unexpected))
+  )
 
 /** The experiment calls. */
 const experiments = (exchange: Exchange) => {
@@ -142,18 +167,13 @@ const experiments = (exchange: Exchange) => {
           view_type: opts.viewType ?? "ACTIVE_ONLY",
           ...(filter === "" ? {} : { filter })
         }
-        return pages((token) =>
-          Effect.map(
-            call(
-              post(
-                "experiments/search",
-                Option.match(token, { onNone: () => body, onSome: (t) => ({ ...body, page_token: t }) })
-              ),
-              Wire.SearchExperimentsResponse,
-              { entity: "experiment", key: filter }
-            ),
-            (r) => [r.experiments.map(Wire.toExperiment), r.next_page_token] as const
-          ).pipe(Effect.catchTag("NotFound", unexpected))
+        return searchPages(
+          exchange,
+          "experiments/search",
+          body,
+          Wire.SearchExperimentsResponse,
+          { entity: "experiment", key: filter },
+          (r) => [r.experiments.map(Wire.toExperiment), r.next_page_token] as const
         )
       })
     ).pipe(Stream.withSpan("Mlflow.searchExperiments"))
@@ -241,18 +261,13 @@ const runs = (exchange: Exchange) => {
           max_results: maxResults,
           order_by: opts.orderBy ?? []
         }
-        return pages((token) =>
-          Effect.map(
-            call(
-              post(
-                "runs/search",
-                Option.match(token, { onNone: () => body, onSome: (t) => ({ ...body, page_token: t }) })
-              ),
-              Wire.SearchRunsResponse,
-              { entity: "run", key: filter }
-            ),
-            (r) => [r.runs.map(Wire.toRun), r.next_page_token] as const
-          ).pipe(Effect.catchTag("NotFound", unexpected))
+        return searchPages(
+          exchange,
+          "runs/search",
+          body,
+          Wire.SearchRunsResponse,
+          { entity: "run", key: filter },
+          (r) => [r.runs.map(Wire.toRun), r.next_page_token] as const
         )
       })
     ).pipe(Stream.withSpan("Mlflow.searchRuns"))
