@@ -101,6 +101,30 @@ await build({
 })
 chmodSync(path.join(out, "main.js"), 0o755)
 
+// the help texts: the program itself (the bundle, not the executable) run for each, plain and in colour, a few at a
+// time while the cache below is made; written once all are in
+const help = path.join(out, "forml-mlflow.help.json")
+rmSync(help, { force: true })
+const COMMANDS = ["list", "push", "pull", "show", "state", "commit", "demo", "gc"]
+const printed = (args, colour) =>
+  new Promise((resolve, reject) => {
+    const env = { ...process.env, FORCE_COLOR: colour ? "1" : "0" }
+    delete env.NO_COLOR
+    execFile(process.execPath, [path.join(out, "forml-mlflow.cjs"), ...args], { env }, (error, stdout, stderr) => {
+      if (error !== null || stderr !== "") reject(new Error(`forml-mlflow ${args.join(" ")}: ${error ?? stderr}`))
+      else resolve(stdout)
+    })
+  })
+const jobs = ["", ...COMMANDS].flatMap((command) =>
+  [false, true].map((colour) => ({ command, colour, args: command === "" ? ["--help"] : [command, "--help"] }))
+)
+const texts = Object.fromEntries(["", ...COMMANDS].map((command) => [command, { plain: "", colour: "" }]))
+const helpDone = Promise.all(Array.from({ length: 4 }, async () => {
+  for (let job = jobs.shift(); job !== undefined; job = jobs.shift()) {
+    texts[job.command][job.colour ? "colour" : "plain"] = await printed(job.args, job.colour)
+  }
+}))
+
 // the cache: one run of the command, on an example store, leaves it in the (here temporary) user cache directory
 const cache = path.join(out, "forml-mlflow.cache")
 rmSync(cache, { force: true })
@@ -120,23 +144,5 @@ try {
   rmSync(tmp, { recursive: true, force: true })
 }
 
-// the help texts: the program itself (the bundle, not the executable) run for each, plain and in colour
-const help = path.join(out, "forml-mlflow.help.json")
-rmSync(help, { force: true })
-const COMMANDS = ["list", "push", "pull", "show", "state", "commit", "demo", "gc"]
-const printed = (args, colour) =>
-  new Promise((resolve, reject) => {
-    const env = { ...process.env, FORCE_COLOR: colour ? "1" : "0" }
-    delete env.NO_COLOR
-    execFile(process.execPath, [path.join(out, "forml-mlflow.cjs"), ...args], { env }, (error, stdout, stderr) => {
-      if (error !== null || stderr !== "") reject(new Error(`forml-mlflow ${args.join(" ")}: ${error ?? stderr}`))
-      else resolve(stdout)
-    })
-  })
-const texts = {}
-for (const command of ["", ...COMMANDS]) {
-  const args = command === "" ? ["--help"] : [command, "--help"]
-  const [plain, colour] = await Promise.all([printed(args, false), printed(args, true)])
-  texts[command] = { plain, colour }
-}
+await helpDone
 writeFileSync(help, JSON.stringify(texts))
