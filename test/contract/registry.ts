@@ -32,6 +32,10 @@ import { readJson, sharedPath } from "../support/shared.js"
 export interface RegistryContractOptions {
   /** Per-test timeout in milliseconds; default 30 000. */
   readonly timeout?: number | undefined
+  /** Options every registry of the contract is made with (a test's own options win). */
+  readonly registry?: MlflowRegistryOptions | undefined
+  /** Titles of tests that do not apply (reported as skipped), with the reason in the contract's name. */
+  readonly skip?: ReadonlyArray<string> | undefined
 }
 
 type Env = Mlflow | FileSystem.FileSystem | Path.Path | Scope.Scope
@@ -197,8 +201,11 @@ export const registryContract = <E>(
   options: RegistryContractOptions = {}
 ) => {
   const timeout = options.timeout ?? 30_000
+  const defaults = options.registry ?? {}
+  // every registry of the contract: the module's `registry` with this contract's options
+  const registry = (given: MlflowRegistryOptions = {}) => MlflowRegistry.make({ ...defaults, ...given })
   const test = <A, E2>(title: string, body: () => Effect.Effect<A, E2, Env>) =>
-    it(
+    it.skipIf(options.skip?.includes(title) === true)(
       title,
       () =>
         Effect.runPromise(
