@@ -1,12 +1,14 @@
 /**
- * Builds the `forml-mlflow` command in dist/cli/: the program (src/cli/main.ts and everything it imports) as one
- * CommonJS file, forml-mlflow.cjs; the executable, main.js (src/cli/launch.ts), which runs it through V8's code
+ * Builds the `forml-mlflow` command in dist/cli/ (a CommonJS package: src/cli/ is not compiled to dist/ otherwise):
+ * the program (src/cli/main.ts and everything it imports) as one CommonJS file, forml-mlflow.cjs, its first lines
+ * naming the build; the executable, main.js (src/cli/launch.ts, CommonJS as well), which runs it through V8's code
  * cache; that cache, forml-mlflow.cache, made by running the command once; and forml-mlflow.help.json, what the
  * program prints for `--help` and each `COMMAND --help`, which the executable prints without loading the program.
  * See the README's Performance section.
  */
 import { build } from "esbuild"
 import { execFile, execFileSync } from "node:child_process"
+import { randomBytes } from "node:crypto"
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
@@ -64,11 +66,17 @@ const directImports = () => {
 
 // CommonJS, because Node 20 keeps a code cache for scripts only (not ES modules); the program's only use of
 // import.meta is the URL it finds package.json from, given here from the bundle's own place
+// everything in dist/cli/ is this script's
+rmSync(out, { recursive: true, force: true })
+
+// each build's own id, on the bundle's first lines: the executable keeps a code cache for this bundle alone
+const buildId = randomBytes(8).toString("hex")
 await build({
   ...common,
   entryPoints: ["src/cli/main.ts"],
   outfile: path.join(out, "forml-mlflow.cjs"),
   format: "cjs",
+  banner: { js: `// forml-mlflow build ${buildId}` },
   minify: true,
   keepNames: true,
   define: { "import.meta.url": "import_meta_url" },
@@ -93,11 +101,16 @@ await build({
   ]
 })
 
+// the executable is CommonJS too (dist/cli/ is a CommonJS package of its own): Node starts a script without its
+// ES module loader
+writeFileSync(path.join(out, "package.json"), `${JSON.stringify({ type: "commonjs" })}\n`)
 await build({
   ...common,
   entryPoints: ["src/cli/launch.ts"],
   outfile: path.join(out, "main.js"),
-  format: "esm"
+  format: "cjs",
+  define: { "import.meta.url": "import_meta_url" },
+  inject: ["scripts/import-meta-url.js"]
 })
 chmodSync(path.join(out, "main.js"), 0o755)
 

@@ -3,7 +3,7 @@
  * sentences, and in colour only on a terminal (never with NO_COLOR).
  */
 import { execFileSync } from "node:child_process"
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import * as Help from "../src/cli/Help.js"
@@ -125,7 +125,9 @@ describe("forml-mlflow --help", () => {
       const cliDir = join(dir, "dist", "cli")
       mkdirSync(cliDir, { recursive: true })
       copyFileSync(join(repoRoot, "package.json"), join(dir, "package.json"))
-      for (const f of ["main.js", "forml-mlflow.cjs"]) copyFileSync(join(repoRoot, "dist", "cli", f), join(cliDir, f))
+      for (const f of ["main.js", "forml-mlflow.cjs", "package.json"]) {
+        copyFileSync(join(repoRoot, "dist", "cli", f), join(cliDir, f))
+      }
       const run = (args: ReadonlyArray<string>) =>
         runProgram(process.execPath, [join(cliDir, "main.js"), ...args], { cwd: dir, env: { FORCE_COLOR: "0" } })
       const stored = join(cliDir, "forml-mlflow.help.json")
@@ -158,6 +160,41 @@ describe("forml-mlflow --help", () => {
       ])
       writeFileSync(stored, "{ not json")
       expect((await run(["show", "--help"])).out).toBe(real)
+    } finally {
+      remove()
+    }
+  })
+
+  it("the executable keeps a code cache only for a bundle naming its build, and runs one without", async () => {
+    const { dir, remove } = tempDir("forml-cache-")
+    try {
+      const cliDir = join(dir, "dist", "cli")
+      const cache = join(dir, "cache")
+      mkdirSync(cliDir, { recursive: true })
+      copyFileSync(join(repoRoot, "package.json"), join(dir, "package.json"))
+      for (const f of ["main.js", "package.json"]) copyFileSync(join(repoRoot, "dist", "cli", f), join(cliDir, f))
+      const bundle = readFileSync(join(repoRoot, "dist", "cli", "forml-mlflow.cjs"), "utf8")
+      expect(bundle.split("\n")[1]).toMatch(/^\/\/ forml-mlflow build [0-9a-f]{16}$/)
+      const run = () =>
+        runProgram(process.execPath, [join(cliDir, "main.js"), "--version", "--log-level", "warning"], {
+          cwd: dir,
+          env: { XDG_CACHE_HOME: cache }
+        })
+      const cached = () => (existsSync(join(cache, "forml-mlflow")) ? readdirSync(join(cache, "forml-mlflow")) : [])
+      // with its build named (and no cache beside it), a run leaves one for the next
+      writeFileSync(join(cliDir, "forml-mlflow.cjs"), bundle)
+      expect((await run()).out.trim()).toBe(JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")).version)
+      expect(cached()).toHaveLength(1)
+      expect(cached()[0]).toMatch(new RegExp(`^${bundle.split("\n")[1]!.split(" ").at(-1)}-v\\d`))
+      // without it, the program still runs, and no cache is kept
+      rmSync(join(cache, "forml-mlflow"), { recursive: true })
+      writeFileSync(join(cliDir, "forml-mlflow.cjs"), bundle.split("\n").filter((_, i) => i !== 1).join("\n"))
+      const bare = await run()
+      expect([bare.code, bare.out.trim()]).toEqual([
+        0,
+        JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")).version
+      ])
+      expect(cached()).toEqual([])
     } finally {
       remove()
     }

@@ -8,7 +8,6 @@
  * version or other V8 flags), the run compiles as usual and leaves a cache for the next run in the user's cache
  * directory. A cache only ever speeds a start up: anything wrong with it falls back to compiling.
  */
-import { createHash } from "node:crypto"
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs"
 import { createRequire } from "node:module"
 import { homedir } from "node:os"
@@ -73,9 +72,11 @@ if ((args.length === 1 || args.length === 2) && (args.at(-1) === "--help" || arg
 }
 
 const bundle = path.join(dir, "forml-mlflow.cjs")
-const bytes = readFileSync(bundle)
-// V8 checks its version, its flags and the length of the source; the digest makes the cache this bundle's own
-const digest = createHash("sha1").update(bytes).digest()
+const text = readFileSync(bundle, "utf8")
+// V8 checks its version, its flags and the length of the source; the build's id (a random one, on the bundle's first
+// lines, made by each build) makes the cache this bundle's own. A bundle without one is run without a cache.
+const buildId = /^(?:#![^\n]*\n)?\/\/ forml-mlflow build ([0-9a-f]{16})\n/.exec(text)?.[1]
+const digest = Buffer.from(buildId ?? "", "latin1")
 const built = path.join(dir, "forml-mlflow.cache")
 /** Where a run leaves a cache when the built one does not fit: per user, never a shared directory. */
 const userCache = (): string | undefined => {
@@ -83,7 +84,7 @@ const userCache = (): string | undefined => {
     const given = [process.env.XDG_CACHE_HOME, process.env.LOCALAPPDATA]
       .find((d) => d !== undefined && path.isAbsolute(d))
     const base = given ?? path.join(homedir(), ".cache")
-    return path.join(base, "forml-mlflow", `${digest.toString("hex").slice(0, 16)}-${process.version}.v8`)
+    return buildId === undefined ? undefined : path.join(base, "forml-mlflow", `${buildId}-${process.version}.v8`)
   } catch {
     return undefined
   }
@@ -102,7 +103,7 @@ const quietly = (f: () => void): void => {
 const readCache = (file: string): Buffer | undefined => {
   try {
     const data = readFileSync(file)
-    return data.length > digest.length && data.subarray(0, digest.length).equals(digest)
+    return buildId !== undefined && data.length > digest.length && data.subarray(0, digest.length).equals(digest)
       ? data.subarray(digest.length)
       : undefined
   } catch {
@@ -111,7 +112,6 @@ const readCache = (file: string): Buffer | undefined => {
 }
 
 // a hashbang is only valid at the very start of a source: keep the line, as a comment
-const text = bytes.toString("utf8")
 const source = `(function (exports, require, module, __filename, __dirname) { ${
   text.startsWith("#!") ? `//${text.slice(2)}` : text
 }\n})`
