@@ -137,21 +137,14 @@ export const make = (
     const unboundNow = yield* current(ref, rel, tag, where)
     const { run, states } = unboundNow
     // nothing commits that is not stored whole: every state of the tag is in this run, with the size this
-    // instance wrote (a state of a resumed session, written by another instance, only needs to be there). tag.toml
-    // goes up beside that check, in the same round trip: on its own it commits nothing (the commit tag does, sent
-    // after both), and a close that fails the check leaves it to be written again by the next close.
+    // instance wrote (a state of a resumed session, written by another instance, only needs to be there)
+    yield* checkStored(
+      run.info,
+      tag.states.map((sid) => ({ name: Layout.ARTIFACT.state(sid), size: states.get(sid)?.size })),
+      (index) => stateNotFound(where, tag.states[index]!)
+    )
     const bytes = utf8.encode(text)
-    const [checked, uploaded] = yield* Effect.all([
-      Effect.either(checkStored(
-        run.info,
-        tag.states.map((sid) => ({ name: Layout.ARTIFACT.state(sid), size: states.get(sid)?.size })),
-        (index) => stateNotFound(where, tag.states[index]!)
-      )),
-      Effect.either(mlflow.uploadArtifact(run.info, Layout.ARTIFACT.tag, bytes))
-    ], { concurrency: 2 })
-    // the check's failure first: it says what the caller got wrong
-    if (Either.isLeft(checked)) return yield* Effect.fail(checked.left)
-    if (Either.isLeft(uploaded)) return yield* Effect.fail(uploaded.left)
+    yield* mlflow.uploadArtifact(run.info, Layout.ARTIFACT.tag, bytes)
     // what MLflow's UI shows of the generation (name, description, the tag's numbers as metrics), sent with the
     // commit: no request of its own
     const closedAt = yield* Clock.currentTimeMillis
