@@ -114,27 +114,27 @@ await build({
 })
 chmodSync(path.join(out, "main.js"), 0o755)
 
-// the help texts: the program itself (the bundle, not the executable) run for each, plain and in colour, a few at a
-// time while the cache below is made; written once all are in
+// the help texts: the program itself (the bundle, not the executable) run for each in colour, a few at a time while
+// the cache below is made; the plain text is the coloured one without its escape sequences (the program's plain
+// output is exactly that: Help.ts decides colour on the text alone, with the same pattern), written once all are in
 const help = path.join(out, "forml-mlflow.help.json")
 rmSync(help, { force: true })
-const COMMANDS = ["list", "push", "pull", "show", "state", "commit", "demo", "gc"]
-const printed = (args, colour) =>
+const COMMANDS = ["", "list", "push", "pull", "show", "state", "commit", "demo", "gc"]
+const ESCAPE = /\u001b\[[0-?]*[ -/]*[@-~]/g
+const coloured = (args) =>
   new Promise((resolve, reject) => {
-    const env = { ...process.env, FORCE_COLOR: colour ? "1" : "0" }
-    delete env.NO_COLOR
+    const env = { ...process.env, FORCE_COLOR: "1" }
     execFile(process.execPath, [path.join(out, "forml-mlflow.cjs"), ...args], { env }, (error, stdout, stderr) => {
       if (error !== null || stderr !== "") reject(new Error(`forml-mlflow ${args.join(" ")}: ${error ?? stderr}`))
       else resolve(stdout)
     })
   })
-const jobs = ["", ...COMMANDS].flatMap((command) =>
-  [false, true].map((colour) => ({ command, colour, args: command === "" ? ["--help"] : [command, "--help"] }))
-)
-const texts = Object.fromEntries(["", ...COMMANDS].map((command) => [command, { plain: "", colour: "" }]))
-const helpDone = Promise.all(Array.from({ length: 4 }, async () => {
-  for (let job = jobs.shift(); job !== undefined; job = jobs.shift()) {
-    texts[job.command][job.colour ? "colour" : "plain"] = await printed(job.args, job.colour)
+const jobs = [...COMMANDS]
+const texts = {}
+const helpDone = Promise.all(Array.from({ length: 3 }, async () => {
+  for (let command = jobs.shift(); command !== undefined; command = jobs.shift()) {
+    const colour = await coloured(command === "" ? ["--help"] : [command, "--help"])
+    texts[command] = { plain: colour.replace(ESCAPE, ""), colour }
   }
 }))
 
