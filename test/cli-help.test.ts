@@ -2,7 +2,7 @@
  * The built command's help: every option and argument says what it is for, without @effect/cli's generic type
  * sentences, and in colour only on a terminal (never with NO_COLOR).
  */
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawn } from "node:child_process"
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
@@ -162,6 +162,20 @@ describe("forml-mlflow --help", () => {
       expect((await run(["show", "--help"])).out).toBe(real)
     } finally {
       remove()
+    }
+  })
+
+  it("--help and --version to a reader that went away end quietly: exit 0, nothing on stderr", async () => {
+    for (const args of [["--help"], ["--version"]]) {
+      const ended = await new Promise<readonly [number | null, string]>((resolve, reject) => {
+        const child = spawn(process.execPath, [mainJs, ...args], { stdio: ["ignore", "pipe", "pipe"] })
+        child.stdout.destroy()
+        let stderr = ""
+        child.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")))
+        child.on("error", reject)
+        child.on("close", (code) => resolve([code, stderr]))
+      })
+      expect(ended, args.join(" ")).toEqual([0, ""])
     }
   })
 

@@ -21,6 +21,23 @@ type Body = (exports: object, require: NodeJS.Require, module: object, filename:
 
 const dir = path.dirname(fileURLToPath(import.meta.url))
 
+/**
+ * Writes all of `text` to stdout, synchronously (the process exits right after): a full non-blocking pipe is waited
+ * for, a reader that went away (`| head -1`) ends the writing quietly, as it ends the program's.
+ */
+const writeOut = (text: string): void => {
+  const bytes = Buffer.from(text, "utf8")
+  for (let at = 0; at < bytes.length;) {
+    try {
+      at += writeSync(1, bytes, at)
+    } catch (e) {
+      const code = typeof e === "object" && e !== null && "code" in e ? e.code : undefined
+      if (code !== "EAGAIN") return
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5)
+    }
+  }
+}
+
 // `forml-mlflow --version` alone is answered here, byte for byte as the program answers it, without loading the
 // program: the package version (0.0.0 when package.json cannot be read)
 if (process.argv.length === 3 && process.argv[2] === "--version") {
@@ -33,14 +50,8 @@ if (process.argv.length === 3 && process.argv[2] === "--version") {
   } catch {
     // as the program: 0.0.0
   }
-  writeSync(1, `${version}\n\n`)
+  writeOut(`${version}\n\n`)
   process.exit(0)
-}
-
-/** Writes all of `text` to stdout, synchronously (the process exits right after). */
-const writeOut = (text: string): void => {
-  const bytes = Buffer.from(text, "utf8")
-  for (let at = 0; at < bytes.length;) at += writeSync(1, bytes, at)
 }
 
 /**
