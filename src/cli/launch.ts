@@ -87,7 +87,8 @@ const text = readFileSync(bundle, "utf8")
 // V8 checks its version, its flags and the length of the source; the build's id (a random one, on the bundle's first
 // lines, made by each build) makes the cache this bundle's own. A bundle without one is run without a cache.
 const buildId = /^(?:#![^\n]*\n)?\/\/ forml-mlflow build ([0-9a-f]{16})\n/.exec(text)?.[1]
-const digest = Buffer.from(buildId ?? "", "latin1")
+// what a cache file of this build starts with
+const stamp = Buffer.from(buildId ?? "", "latin1")
 const built = path.join(dir, "forml-mlflow.cache")
 /** Where a run leaves a cache when the built one does not fit: per user, never a shared directory. */
 const userCache = (): string | undefined => {
@@ -114,8 +115,8 @@ const quietly = (f: () => void): void => {
 const readCache = (file: string): Buffer | undefined => {
   try {
     const data = readFileSync(file)
-    return buildId !== undefined && data.length > digest.length && data.subarray(0, digest.length).equals(digest)
-      ? data.subarray(digest.length)
+    return buildId !== undefined && data.length > stamp.length && data.subarray(0, stamp.length).equals(stamp)
+      ? data.subarray(stamp.length)
       : undefined
   } catch {
     return undefined
@@ -152,7 +153,7 @@ if (script === undefined || script.cachedDataRejected !== false) {
       const staged = `${userFile}.${process.pid}.tmp`
       quietly(() => {
         mkdirSync(path.dirname(userFile), { recursive: true })
-        writeFileSync(staged, Buffer.concat([digest, compiled.createCachedData()]))
+        writeFileSync(staged, Buffer.concat([stamp, compiled.createCachedData()]))
         renameSync(staged, userFile)
       })
       quietly(() => rmSync(staged, { force: true }))
